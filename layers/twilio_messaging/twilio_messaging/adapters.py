@@ -1,0 +1,176 @@
+"""The only module that knows event shapes: API Gateway REST (payload 1.0) proxy events,
+EventBridge events and direct invokes (Step Functions, Lambda Invoke, `sam local invoke`).
+
+`handle` turns an event into an `Invocation`, runs one operation, and shapes its `Answer` or
+error for the caller: an HTTP envelope for API Gateway, the bare object otherwise, and for
+failures an exception whose class name is the Step Functions error type.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from twilio_messaging.deadline import Deadline
+from twilio_messaging.errors import InternalError, TwilioMessagingError, ValidationError, http_error_answer
+from twilio_messaging.observability import logger
+
+MAX_BODY_BYTES = 256 * 1024
+Source = Literal["api", "direct", "eventbridge"]
+BodyMode = Literal["json", "none", "raw"]
+
+
+@dataclass
+class Invocation:
+    source: Source
+    payload: Any = None  # JSON body (API), the event (direct) or its detail (EventBridge)
+    method: str = ""
+    resource: str = ""  # the API route template, e.g. /messages/{sid}
+    path_parameters: dict[str, str] = field(default_factory=dict)
+    query: dict[str, list[str]] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
+    raw_body: bytes = b""
+    event_id: str | None = None  # EventBridge event id
+    request_id: str | None = None
+    api_base_url: str | None = None  # https://{domain}{base path or stage}, as the caller saw it
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Operation = Callable[[Invocation, Deadline], Answer]
+
+
+def is_api_gateway_event(event: Any) -> bool:
+    return isinstance(event, dict) and "httpMethod" in event and isinstance(event.get("requestContext"), dict)
+
+
+def is_eventbridge_event(event: Any) -> bool:
+    return isinstance(event, dict) and {"detail-type", "source", "detail", "id"} <= event.keys()
+
+
+def _problem(field_name: str, problem: str) -> ValidationError:
+    return ValidationError.from_problems([{"field": field_name, "problem": problem}])
+
+
+def _api_base_url(event: dict[str, Any]) -> str | None:
+    """Base URL of the API as the client called it: requestContext.path keeps the stage (or the
+    custom domain's base path) that event.path drops."""
+    context = event.get("requestContext") or {}
+    domain = context.get("domainName")
+    full_path = context.get("path") or ""
+    path = event.get("path") or ""
+    if not domain:
+        return None
+    prefix = full_path[: len(full_path) - len(path)] if path and full_path.endswith(path) else ""
+    return f"https://{domain}{prefix.rstrip('/')}"
+
+
+def _body_bytes(event: dict[str, Any]) -> bytes:
+    body = event.get("body")
+    if body is None:
+        return b""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise _problem("(body)", "is not valid base64 although isBase64Encoded is true") from None
+    return body.encode("utf-8")
+
+
+def _json_body(raw: bytes, content_type: str | None) -> Any:
+    media_type = (content_type or "application/json").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise _problem("Content-Type", f"must be application/json, not {media_type}")
+    if not raw.strip():
+        raise _problem("(body)", "is required: send a JSON object")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _problem("(body)", "is not UTF-8") from None
+    except json.JSONDecodeError as error:
+        raise _problem("(body)", f"is not valid JSON ({error.msg} at character {error.pos})") from None
+
+
+def parse_api_gateway_event(event: dict[str, Any], body: BodyMode) -> Invocation:
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items() if v is not None}
+    query = {str(k): [str(v) for v in vs] for k, vs in (event.get("multiValueQueryStringParameters") or {}).items()}
+    if not query:
+        query = {str(k): [str(v)] for k, v in (event.get("queryStringParameters") or {}).items()}
+    context = event.get("requestContext") or {}
+    invocation = Invocation(
+        source="api",
+        method=str(event.get("httpMethod", "")).upper(),
+        resource=str(event.get("resource") or ""),
+        path_parameters={str(k): str(v) for k, v in (event.get("pathParameters") or {}).items()},
+        query=query,
+        headers=headers,
+        request_id=context.get("requestId"),
+        api_base_url=_api_base_url(event),
+    )
+    if body == "none":
+        return invocation
+    raw = _body_bytes(event)
+    if len(raw) > MAX_BODY_BYTES:
+        raise _problem("(body)", f"is larger than {MAX_BODY_BYTES} bytes")
+    invocation.raw_body = raw
+    if body == "json":
+        invocation.payload = _json_body(raw, headers.get("content-type"))
+    return invocation
+
+
+def parse_event(event: Any, body: BodyMode = "json") -> Invocation:
+    if is_api_gateway_event(event):
+        return parse_api_gateway_event(event, body)
+    if is_eventbridge_event(event):
+        return Invocation(
+            source="eventbridge", payload=event["detail"], event_id=str(event["id"]), request_id=str(event["id"])
+        )
+    return Invocation(source="direct", payload=event)
+
+
+def http_response(answer: Answer) -> dict[str, Any]:
+    headers = dict(answer.headers)
+    if answer.body is None:
+        return {"statusCode": answer.status, "headers": headers, "body": ""}
+    if isinstance(answer.body, str):
+        headers.setdefault("Content-Type", "text/plain; charset=utf-8")
+        return {"statusCode": answer.status, "headers": headers, "body": answer.body}
+    headers.setdefault("Content-Type", "application/json")
+    return {"statusCode": answer.status, "headers": headers, "body": json.dumps(answer.body)}
+
+
+def handle(event: Any, context: Any, operation: Operation, body: BodyMode = "json") -> Any:
+    """Run one operation for any invocation source and shape its answer or error for that source."""
+    via_api = is_api_gateway_event(event)
+    try:
+        invocation = parse_event(event, body)
+        if invocation.request_id:
+            logger.set_correlation_id(invocation.request_id)
+        answer = operation(invocation, Deadline.from_context(context))
+    except TwilioMessagingError as error:
+        log = logger.error if error.status >= 500 else logger.warning
+        log("Request failed", extra={"errorType": type(error).__name__, "error": error.to_dict()})
+        if via_api:
+            status, error_body, headers = http_error_answer(error)
+            return http_response(Answer(status, error_body, headers))
+        raise
+    except Exception:
+        logger.exception("Unexpected error")
+        internal = InternalError("unexpected error; see the function's logs")
+        if via_api:
+            status, error_body, headers = http_error_answer(internal)
+            return http_response(Answer(status, error_body, headers))
+        raise internal from None
+    return http_response(answer) if via_api else answer.body

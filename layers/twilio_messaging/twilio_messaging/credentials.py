@@ -1,0 +1,140 @@
+"""Twilio credentials from Secrets Manager (DESIGN.md section 4): cached, re-read on demand,
+never logged. boto3 is imported on first read only: it is the costliest import of a cold start."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from twilio_messaging.errors import ConfigurationError
+
+ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    account_sid: str
+    auth_token: str = field(default="", repr=False)
+    api_key_sid: str = ""
+    api_key_secret: str = field(default="", repr=False)
+    secondary_auth_token: str = field(default="", repr=False)
+    webhook_shared_keys: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def basic_auth(self) -> tuple[str, str]:
+        """API key when both parts are present (Twilio's recommendation), else the auth token."""
+        if self.api_key_sid and self.api_key_secret:
+            return self.api_key_sid, self.api_key_secret
+        return self.account_sid, self.auth_token
+
+    @property
+    def signing_tokens(self) -> list[str]:
+        """Auth tokens that may have signed a webhook: primary, then secondary during rotation."""
+        return [t for t in (self.auth_token, self.secondary_auth_token) if t]
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value, for tests and log scrubbing."""
+        values = [self.auth_token, self.api_key_secret, self.secondary_auth_token]
+        return [v for v in [*values, *self.webhook_shared_keys.values()] if v]
+
+
+def _string_field(data: dict[str, Any], name: str, *, required: bool = False) -> str:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise ConfigurationError(f"the Twilio secret is missing the field {name}")
+        return ""
+    if not isinstance(value, str):
+        raise ConfigurationError(f"the Twilio secret field {name} must be a string")
+    return value.strip()
+
+
+def parse_secret(secret_string: str | None) -> Credentials:
+    """Credentials from the secret's JSON text; errors name the field, never a value."""
+    try:
+        data = json.loads(secret_string or "")
+    except ValueError:
+        raise ConfigurationError("the Twilio secret is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError("the Twilio secret must be a JSON object")
+
+    account_sid = _string_field(data, "accountSid", required=True)
+    if not ACCOUNT_SID.match(account_sid):
+        raise ConfigurationError("the Twilio secret field accountSid is malformed (expected AC + 32 hex)")
+    auth_token = _string_field(data, "authToken")
+    api_key_sid = _string_field(data, "apiKeySid")
+    api_key_secret = _string_field(data, "apiKeySecret")
+    if api_key_sid and not API_KEY_SID.match(api_key_sid):
+        raise ConfigurationError("the Twilio secret field apiKeySid is malformed (expected SK + 32 hex)")
+    if api_key_sid and not api_key_secret:
+        raise ConfigurationError("the Twilio secret is missing the field apiKeySecret")
+    if api_key_secret and not api_key_sid:
+        raise ConfigurationError("the Twilio secret is missing the field apiKeySid")
+    if not auth_token and not api_key_sid:
+        raise ConfigurationError("the Twilio secret is missing the field authToken (or apiKeySid and apiKeySecret)")
+
+    shared_keys = data.get("webhookSharedKeys") or {}
+    if not isinstance(shared_keys, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in shared_keys.items()
+    ):
+        raise ConfigurationError("the Twilio secret field webhookSharedKeys must map key ids to secret strings")
+
+    return Credentials(
+        account_sid=account_sid,
+        auth_token=auth_token,
+        api_key_sid=api_key_sid,
+        api_key_secret=api_key_secret,
+        secondary_auth_token=_string_field(data, "secondaryAuthToken"),
+        webhook_shared_keys=dict(shared_keys),
+    )
+
+
+class CredentialStore:
+    """Reads the secret at most once per `max_age_seconds`, or again when asked to refresh."""
+
+    def __init__(self, secret_id: str, max_age_seconds: int) -> None:
+        self._secret_id = secret_id
+        self._max_age = max_age_seconds
+        self._lock = threading.Lock()
+        self._cached: Credentials | None = None
+        self._read_at = 0.0
+        self._client: Any = None
+
+    def get(self) -> Credentials:
+        with self._lock:
+            if self._cached is None or time.monotonic() - self._read_at >= self._max_age:
+                self._cached = self._read()
+                self._read_at = time.monotonic()
+            return self._cached
+
+    def refresh(self, stale: Credentials | None = None) -> Credentials:
+        """Read the secret again, unless another thread already did since `stale` was handed out."""
+        with self._lock:
+            if self._cached is None or stale is None or self._cached is stale:
+                self._cached = self._read()
+                self._read_at = time.monotonic()
+            return self._cached
+
+    def _read(self) -> Credentials:
+        if self._client is None:
+            import boto3  # deferred: see module docstring
+
+            self._client = boto3.client("secretsmanager")
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self._client.get_secret_value(SecretId=self._secret_id)
+        except ClientError as error:
+            reason = error.response.get("Error", {}).get("Code", "ClientError")
+            if reason == "ResourceNotFoundException":
+                raise ConfigurationError(f"the Twilio secret {self._secret_id} does not exist") from None
+            raise ConfigurationError(f"the Twilio secret could not be read ({reason})") from None
+        except BotoCoreError as error:
+            raise ConfigurationError(f"the Twilio secret could not be read ({type(error).__name__})") from None
+        return parse_secret(answer.get("SecretString"))

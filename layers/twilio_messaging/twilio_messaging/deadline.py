@@ -1,0 +1,31 @@
+"""The time an invocation has left, so that retries and timeouts never outlive the function."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+# Kept back from the function's remaining time to shape and return an answer.
+SAFETY_MARGIN_SECONDS = 0.5
+# Without a Lambda context (tests, scripts) a call gets this long.
+DEFAULT_BUDGET_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Deadline:
+    expires_at: float  # time.monotonic() value
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds)
+
+    @classmethod
+    def from_context(cls, context: Any) -> Deadline:
+        remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+        if callable(remaining_ms):
+            return cls.after(max(0.0, remaining_ms() / 1000 - SAFETY_MARGIN_SECONDS))
+        return cls.after(DEFAULT_BUDGET_SECONDS)
+
+    def remaining(self) -> float:
+        return max(0.0, self.expires_at - time.monotonic())

@@ -1,0 +1,75 @@
+"""Logger, Metrics and (when enabled) Tracer, created once per execution environment.
+
+Log records pass through a formatter that masks phone numbers to their last four digits, so a
+number that slips into a log line (an exception text, an extra key) is masked too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.metrics import Metrics, MetricUnit
+
+from twilio_messaging.settings import tracing_enabled
+
+# A "+" and 8-15 digits (E.164), possibly behind a channel prefix such as "whatsapp:".
+_PHONE = re.compile(r"\+\d{4,11}(\d{4})(?!\d)")
+
+
+def mask_phone_numbers(value: Any) -> Any:
+    """The value with every E.164 number reduced to its last four digits, recursively."""
+    if isinstance(value, str):
+        return _PHONE.sub(r"+***\1", value)
+    if isinstance(value, dict):
+        return {k: mask_phone_numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_phone_numbers(v) for v in value]
+    return value
+
+
+class MaskingFormatter(LambdaPowertoolsFormatter):
+    def serialize(self, log: Any) -> str:
+        return super().serialize(mask_phone_numbers(log))
+
+
+logger = Logger(logger_formatter=MaskingFormatter())
+metrics = Metrics()
+tracer: Any = None
+if tracing_enabled():  # the X-Ray SDK costs ~300 ms of cold start: only when asked for
+    from aws_lambda_powertools.tracing import Tracer
+
+    tracer = Tracer()
+
+
+@contextmanager
+def traced(name: str) -> Iterator[None]:
+    """An X-Ray subsegment when tracing is on, nothing otherwise."""
+    if tracer is None:
+        yield
+        return
+    with tracer.provider.in_subsegment(name):
+        yield
+
+
+def count(name: str, value: float = 1) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def record_latency(name: str, milliseconds: float) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=milliseconds)
+
+
+def count_failure(code: str) -> None:
+    """One failure, in the total and in a metric with the error code as its dimension."""
+    from aws_lambda_powertools.metrics import single_metric
+
+    count("SendFailures")
+    with single_metric(
+        name="SendFailuresByCode", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
+    ) as metric:
+        metric.add_dimension(name="ErrorCode", value=code)

@@ -1,0 +1,55 @@
+"""This deployment's public webhook URL, the default `statusCallback` of every send.
+
+In order: PUBLIC_BASE_URL (custom domains); the base URL of the API request being served; the
+SSM parameter the template writes with the API's URL. The parameter exists because a function's
+environment cannot name the API that invokes it (CloudFormation sees a circular dependency), so
+direct and EventBridge invocations read it at run time, once per execution environment.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from twilio_messaging.observability import logger
+from twilio_messaging.settings import Settings
+
+WEBHOOK_PATH = "/webhooks/twilio"
+
+_lock = threading.Lock()
+_parameter_value: dict[str, str] = {}
+
+
+def _read_parameter(name: str) -> str:
+    with _lock:
+        if name not in _parameter_value:
+            import boto3  # deferred: only direct invocations without PUBLIC_BASE_URL need it
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            try:
+                value = boto3.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+            except (BotoCoreError, ClientError) as error:
+                logger.warning("Could not read the public base URL parameter", extra={"reason": type(error).__name__})
+                return ""
+            _parameter_value[name] = value.strip().rstrip("/")
+        return _parameter_value[name]
+
+
+def public_base_url(settings: Settings, request_base_url: str | None) -> str:
+    if settings.public_base_url:
+        return settings.public_base_url
+    if request_base_url:
+        return request_base_url
+    if settings.public_base_url_parameter:
+        return _read_parameter(settings.public_base_url_parameter)
+    return ""
+
+
+def webhook_url(settings: Settings, request_base_url: str | None) -> str | None:
+    """None when no public URL can be known: sends then go without a status callback."""
+    base = public_base_url(settings, request_base_url)
+    return f"{base}{WEBHOOK_PATH}" if base else None
+
+
+def forget_cached_parameter() -> None:
+    with _lock:
+        _parameter_value.clear()

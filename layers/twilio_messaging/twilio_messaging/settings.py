@@ -1,0 +1,78 @@
+"""The one place that reads the environment (DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+from twilio_messaging.errors import ConfigurationError
+
+DEFAULT_API_BASE_URL = "https://api.twilio.com"
+
+
+@dataclass(frozen=True)
+class Settings:
+    twilio_secret_id: str
+    twilio_api_base_url: str = DEFAULT_API_BASE_URL
+    default_from: str = ""
+    default_messaging_service_sid: str = ""
+    public_base_url: str = ""
+    # SSM parameter holding the deployed API's base URL: read at run time, because the
+    # function's environment cannot reference the API that invokes it (circular dependency).
+    public_base_url_parameter: str = ""
+    event_bus_name: str = "default"
+    state_table_name: str = ""
+    secret_max_age_seconds: int = 300
+
+    @property
+    def default_sender_configured(self) -> bool:
+        return bool(self.default_from or self.default_messaging_service_sid)
+
+
+def _int_variable(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _url_variable(name: str, default: str = "") -> str:
+    value = os.environ.get(name, "").strip().rstrip("/")
+    if value and not value.startswith(("https://", "http://")):
+        raise ConfigurationError(f"{name} must be an http(s) URL")
+    return value or default
+
+
+def read_settings() -> Settings:
+    secret_id = os.environ.get("TWILIO_SECRET_ID", "").strip()
+    if not secret_id:
+        raise ConfigurationError("TWILIO_SECRET_ID is not set")
+    return Settings(
+        twilio_secret_id=secret_id,
+        twilio_api_base_url=_url_variable("TWILIO_API_BASE_URL", DEFAULT_API_BASE_URL),
+        default_from=os.environ.get("DEFAULT_FROM", "").strip(),
+        default_messaging_service_sid=os.environ.get("DEFAULT_MESSAGING_SERVICE_SID", "").strip(),
+        public_base_url=_url_variable("PUBLIC_BASE_URL"),
+        public_base_url_parameter=os.environ.get("PUBLIC_BASE_URL_PARAMETER", "").strip(),
+        event_bus_name=os.environ.get("EVENT_BUS_NAME", "").strip() or "default",
+        state_table_name=os.environ.get("STATE_TABLE_NAME", "").strip(),
+        secret_max_age_seconds=_int_variable("SECRET_MAX_AGE_SECONDS", 300),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this execution environment, read once (environment variables never change)."""
+    return read_settings()
+
+
+def tracing_enabled() -> bool:
+    """Powertools' own switch; read here so that the X-Ray SDK is imported only when tracing is on."""
+    return os.environ.get("POWERTOOLS_TRACE_DISABLED", "true").strip().lower() not in ("true", "1")

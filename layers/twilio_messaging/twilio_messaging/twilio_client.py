@@ -1,0 +1,285 @@
+"""The one Twilio HTTP client: authentication, timeouts, retries and error parsing.
+
+Retry rules (DESIGN.md section 7):
+- 429 is always safe to repeat (Twilio never processed it): wait `Retry-After`, else back off.
+- A call marked `idempotent` (GET, DELETE) is repeated on 5xx and network errors, with
+  exponential backoff and full jitter.
+- Any other call (a send) is never repeated once it may have reached Twilio: a 5xx or a timeout
+  is `SendOutcomeUnknown`. A connection that was never made is safe to repeat.
+- 401: the secret is read again once and the call repeated once (a rotated token needs no redeploy).
+Every wait and every timeout fits in the invocation's `Deadline`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from twilio_messaging.credentials import CredentialStore
+from twilio_messaging.deadline import Deadline
+from twilio_messaging.errors import (
+    ConfigurationError,
+    NotFound,
+    SendOutcomeUnknown,
+    TwilioMessagingError,
+    TwilioRateLimited,
+    TwilioRequestRejected,
+    TwilioUnavailable,
+    ValidationError,
+)
+from twilio_messaging.observability import count, logger, record_latency, traced
+from twilio_messaging.twilio_errors import parse_error_body, parse_retry_after
+
+if TYPE_CHECKING:
+    import requests
+
+API_VERSION_PATH = "/2010-04-01"
+CONNECT_TIMEOUT_SECONDS = 3.05
+READ_TIMEOUT_SECONDS = 10.0
+USER_AGENT = "twilio-messaging-functions/1.0 (AWS Lambda)"
+
+FormData = list[tuple[str, str]] | Mapping[str, Any] | str | bytes
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 3  # repeats of 5xx / network errors, for idempotent calls
+    base_delay: float = 0.25  # seconds
+    exponential: bool = True
+    retry_on_all_errors: bool = False  # also repeat 4xx answers (raw requests that ask for it)
+    max_rate_limit_retries: int = 3  # repeats of 429, for every call
+    max_delay: float = 20.0
+
+    def delay(self, attempt: int) -> float:
+        """Wait before repeat number `attempt` (1-based): full jitter over the backoff ceiling."""
+        ceiling = self.base_delay * (2 ** (attempt - 1) if self.exponential else 1)
+        return random.uniform(0, min(ceiling, self.max_delay)) if self.exponential else ceiling
+
+
+DEFAULT_RETRY = RetryPolicy()
+NO_RETRY = RetryPolicy(max_retries=0)
+
+
+def is_twilio_host(host: str) -> bool:
+    host = host.lower().rstrip(".")
+    return host == "twilio.com" or host.endswith(".twilio.com")
+
+
+class TwilioClient:
+    """Keeps one `requests.Session` (connection reuse across invocations) per execution environment."""
+
+    def __init__(self, base_url: str, credentials: CredentialStore, session: requests.Session | None = None) -> None:
+        import requests  # deferred: ~100 ms that a validation error never needs
+
+        self._requests = requests
+        self.base_url = base_url.rstrip("/")
+        self.credentials = credentials
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self._base_origin = _origin(self.base_url)
+
+    @property
+    def account_sid(self) -> str:
+        return self.credentials.get().account_sid
+
+    def api_url(self, path: str) -> str:
+        """Absolute URL of a 2010-04-01 API path such as `/Accounts/AC…/Messages.json`."""
+        return f"{self.base_url}{API_VERSION_PATH}{path}"
+
+    def account_url(self, path: str) -> str:
+        return self.api_url(f"/Accounts/{self.account_sid}{path}")
+
+    def may_receive_credentials(self, url: str) -> bool:
+        """Only Twilio's hosts over https, or the configured base URL, ever see the credentials."""
+        parts = urlsplit(url)
+        if parts.username is not None or parts.password is not None:
+            return False
+        if _origin(url) == self._base_origin:
+            return True
+        return parts.scheme == "https" and is_twilio_host(parts.hostname or "")
+
+    def request_json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        """A call whose answer must be a 2xx JSON object; other answers raise domain errors."""
+        response = self.request(method, url, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return {}
+        try:
+            data = response.json()
+        except ValueError:
+            raise TwilioUnavailable(
+                f"Twilio answered HTTP {response.status_code} with a body that is not JSON"
+            ) from None
+        if not isinstance(data, dict):
+            raise TwilioUnavailable("Twilio answered with JSON that is not an object")
+        return data
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        deadline: Deadline,
+        idempotent: bool | None = None,
+        params: Sequence[tuple[str, str]] | Mapping[str, Any] | None = None,
+        data: FormData | None = None,
+        json: Any = None,
+        files: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = READ_TIMEOUT_SECONDS,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        raise_for_status: bool = True,
+        not_found: type[TwilioMessagingError] = NotFound,
+    ) -> requests.Response:
+        """Send one logical call, with the retries of the module docstring.
+
+        With `raise_for_status` false, any answer Twilio gave is returned (raw requests); errors
+        are raised only when no answer could be had.
+        """
+        if not self.may_receive_credentials(url):
+            raise ValidationError.from_problems([{"field": "url", "problem": "is not a Twilio https URL"}])
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD", "DELETE", "OPTIONS")
+        credentials = self.credentials.get()
+        refreshed = False
+        failures = 0  # 5xx / network / (retry_on_all_errors) 4xx repeats used
+        rate_limited = 0
+        while True:
+            remaining = deadline.remaining()
+            if remaining <= 0.05:
+                raise TwilioUnavailable("no time left to call Twilio within the function's timeout", timed_out=True)
+            started = time.monotonic()
+            try:
+                with traced(f"twilio {method}"):
+                    response = self.session.request(
+                        method,
+                        url,
+                        params=params,
+                        data=data,
+                        json=json,
+                        files=files,
+                        headers=dict(headers or {}),
+                        auth=credentials.basic_auth,
+                        timeout=(min(CONNECT_TIMEOUT_SECONDS, remaining), min(timeout, remaining)),
+                        allow_redirects=False,  # a redirect must never carry credentials elsewhere
+                    )
+            except self._requests.RequestException as error:
+                record_latency("TwilioLatency", (time.monotonic() - started) * 1000)
+                never_sent = _never_sent(error)
+                timed_out = isinstance(error, self._requests.Timeout)
+                if (
+                    (idempotent or never_sent)
+                    and failures < retry.max_retries
+                    and self._wait(retry.delay(failures + 1), deadline)
+                ):
+                    failures += 1
+                    count("TwilioRetries")
+                    logger.warning(
+                        "Twilio call failed, repeating", extra={"reason": type(error).__name__, "attempt": failures}
+                    )
+                    continue
+                reason = "timed out" if timed_out else f"failed ({type(error).__name__})"
+                if idempotent or never_sent:
+                    raise TwilioUnavailable(f"the call to Twilio {reason}", timed_out=timed_out) from None
+                raise SendOutcomeUnknown(
+                    f"the call to Twilio {reason}; Twilio may have accepted the message", timed_out=timed_out
+                ) from None
+            record_latency("TwilioLatency", (time.monotonic() - started) * 1000)
+            status = response.status_code
+
+            if status == 401 and not refreshed:
+                refreshed = True
+                logger.info("Twilio answered 401: reading the secret again")
+                credentials = self.credentials.refresh(credentials)
+                continue
+            if status == 429:
+                wait = parse_retry_after(response.headers.get("Retry-After"))
+                if rate_limited < retry.max_rate_limit_retries and self._wait(
+                    wait if wait is not None else retry.delay(rate_limited + 1), deadline
+                ):
+                    rate_limited += 1
+                    count("TwilioRetries")
+                    logger.warning("Twilio rate limit, waiting", extra={"retryAfter": wait, "attempt": rate_limited})
+                    continue
+                if raise_for_status:
+                    error_body = parse_error_body(status, response.content)
+                    raise TwilioRateLimited(
+                        error_body.message,
+                        twilio_code=error_body.code,
+                        more_info=error_body.more_info,
+                        twilio_status=status,
+                        retry_after=wait if wait is not None else 1.0,
+                    )
+                return response
+            retryable = status >= 500 or (retry.retry_on_all_errors and status >= 400 and status != 401)
+            if (
+                retryable
+                and (idempotent or status < 500)
+                and failures < retry.max_retries
+                and self._wait(retry.delay(failures + 1), deadline)
+            ):
+                failures += 1
+                count("TwilioRetries")
+                logger.warning("Twilio answered an error, repeating", extra={"status": status, "attempt": failures})
+                continue
+            if raise_for_status and status >= 400:
+                raise _error_for(status, response.content, idempotent=idempotent, not_found=not_found)
+            return response
+
+    @staticmethod
+    def _wait(seconds: float, deadline: Deadline) -> bool:
+        """Sleep unless the wait (plus time for one more call) would outlive the deadline."""
+        if seconds + 0.25 >= deadline.remaining():
+            return False
+        time.sleep(seconds)
+        return True
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port or default
+
+
+def _never_sent(error: Exception) -> bool:
+    """True when the connection was never made, so Twilio cannot have seen the request."""
+    import requests
+
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(error, requests.exceptions.ConnectionError):
+        from urllib3.exceptions import NewConnectionError
+
+        reason = getattr(error.args[0], "reason", None) if error.args else None
+        return isinstance(reason, NewConnectionError) or isinstance(
+            error.args[0] if error.args else None, NewConnectionError
+        )
+    return False
+
+
+def _error_for(
+    status: int, content: bytes, *, idempotent: bool, not_found: type[TwilioMessagingError]
+) -> TwilioMessagingError:
+    body = parse_error_body(status, content)
+    fields: dict[str, Any] = {"twilio_code": body.code, "more_info": body.more_info, "twilio_status": status}
+    if status == 401:
+        return ConfigurationError(
+            "Twilio rejected the credentials in the secret, also after reading it again", **fields
+        )
+    if status == 404:
+        return not_found(body.message, **fields)
+    if status >= 500:
+        if idempotent:
+            return TwilioUnavailable(f"Twilio is unavailable (HTTP {status}): {body.message}", **fields)
+        return SendOutcomeUnknown(
+            f"Twilio answered HTTP {status}; it may have accepted the message: {body.message}", **fields
+        )
+    return TwilioRequestRejected(body.message, **fields)
