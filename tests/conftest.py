@@ -1,0 +1,84 @@
+"""Fixtures: a clean environment per test, moto's Secrets Manager, and a loopback fake of Twilio."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+# Read by Powertools when the layer's observability module is first imported, as in Lambda.
+os.environ.update(
+    {
+        "POWERTOOLS_SERVICE_NAME": "twilio-messaging-test",
+        "POWERTOOLS_METRICS_NAMESPACE": "TwilioMessagingTest",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "DEBUG",
+    }
+)
+
+from tests.support import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, SECRET_ID, LambdaContext
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts from the template's environment and with nothing cached."""
+    from twilio_messaging import public_url, runtime
+
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "PUBLIC_BASE_URL", "DEFAULT_MESSAGING_SERVICE_SID"):
+        monkeypatch.delenv(name, raising=False)
+    values = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "TWILIO_SECRET_ID": SECRET_ID,
+        "TWILIO_API_BASE_URL": "http://127.0.0.1:9",  # closed port: a test that forgets the fake fails fast
+        "DEFAULT_FROM": "+15005550006",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+    public_url.forget_cached_parameter()
+    yield
+    runtime.reset()
+
+
+@pytest.fixture
+def context() -> LambdaContext:
+    return LambdaContext()
+
+
+def credentials(**overrides: Any) -> dict[str, Any]:
+    secret: dict[str, Any] = {"accountSid": ACCOUNT_SID, "authToken": AUTH_TOKEN}
+    secret.update(overrides)
+    return {k: v for k, v in secret.items() if v is not None}
+
+
+@pytest.fixture
+def aws() -> Iterator[Any]:
+    """moto's AWS, with the Twilio secret in it (auth token credentials)."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        client.create_secret(Name=SECRET_ID, SecretString=json.dumps(credentials()))
+        yield client
+
+
+@pytest.fixture
+def aws_with_api_key(aws: Any) -> Any:
+    aws.put_secret_value(
+        SecretId=SECRET_ID, SecretString=json.dumps(credentials(apiKeySid=API_KEY_SID, apiKeySecret=API_KEY_SECRET))
+    )
+    return aws
+
+
+@pytest.fixture
+def twilio(httpserver: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """pytest-httpserver standing in for api.twilio.com; the functions are pointed at it."""
+    monkeypatch.setenv("TWILIO_API_BASE_URL", httpserver.url_for("/").rstrip("/"))
+    return httpserver
