@@ -39,11 +39,27 @@ class MaskingFormatter(LambdaPowertoolsFormatter):
 
 logger = Logger(logger_formatter=MaskingFormatter())
 metrics = Metrics()
-tracer: Any = None
-if tracing_enabled():  # the X-Ray SDK costs ~300 ms of cold start: only when asked for
-    from aws_lambda_powertools.tracing import Tracer
 
-    tracer = Tracer()
+
+def _build_tracer() -> Any:
+    """Powertools Tracer when tracing is on and the X-Ray SDK is present, else None.
+
+    The SDK costs about 300 ms of cold start and, through its botocore dependency, about 30 MB
+    of layer, so the layer does not ship it: with EnableTracing, Lambda and API Gateway still
+    record their segments, and a layer that adds aws-xray-sdk turns on per-call subsegments.
+    """
+    if not tracing_enabled():
+        return None
+    try:
+        from aws_lambda_powertools.tracing import Tracer
+
+        return Tracer()
+    except ImportError:
+        logger.info("Tracing is on without the X-Ray SDK: Lambda and API Gateway segments only")
+        return None
+
+
+tracer: Any = _build_tracer()
 
 
 @contextmanager

@@ -1,0 +1,43 @@
+# The commands the README names. `make test` is what CI runs (through .ci/run).
+PYTHON313 ?= $(shell command -v python3.13 || echo $$(pyenv root 2>/dev/null)/versions/3.13.0/bin/python)
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install test unit integration lint typecheck validate build bench clean
+
+$(BIN)/python:
+	$(PYTHON313) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python  ## dev tools and the layer's runtime dependencies in .venv (Python 3.13)
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+
+test: install lint typecheck  ## lint, type checks and every test suite
+	$(BIN)/python -m pytest
+
+unit: install
+	$(BIN)/python -m pytest tests/unit
+
+integration: install
+	$(BIN)/python -m pytest tests/integration
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy layers functions
+
+validate: install  ## sam validate with cfn-lint
+	$(BIN)/sam validate --lint
+
+build: install  ## sam build (needs python3.13 on PATH: the venv provides it)
+	$(BIN)/sam build
+
+bench: build  ## cold import times and layer size
+	$(BIN)/python scripts/bench_cold_start.py
+	$(BIN)/python scripts/layer_size.py
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
