@@ -1,5 +1,6 @@
 # The commands the README names. `make test` is what CI runs (through .ci/run).
-PYTHON313 ?= $(shell command -v python3.13 || echo $$(pyenv root 2>/dev/null)/versions/3.13.0/bin/python)
+# Lambda's runtime is Python 3.13: a pyenv install of it if there is one, else python3.13 on PATH.
+PYTHON313 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
 VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)

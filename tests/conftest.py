@@ -82,3 +82,17 @@ def twilio(httpserver: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """pytest-httpserver standing in for api.twilio.com; the functions are pointed at it."""
     monkeypatch.setenv("TWILIO_API_BASE_URL", httpserver.url_for("/").rstrip("/"))
     return httpserver
+
+
+@pytest.fixture
+def logs() -> Iterator[Any]:
+    """What the functions print to CloudWatch during the test: the Powertools handler's stream."""
+    import io
+
+    from twilio_messaging.observability import logger
+
+    handler = logger.registered_handler
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)  # type: ignore[attr-defined]
+    yield buffer
+    handler.setStream(previous)  # type: ignore[attr-defined]

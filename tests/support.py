@@ -42,7 +42,12 @@ def load_event(relative: str) -> Any:
 
 
 def api_event(
-    template: str, *, body: Any = None, raw_body: str | None = None, headers: dict[str, str] | None = None, **changes: Any
+    template: str,
+    *,
+    body: Any = None,
+    raw_body: str | None = None,
+    headers: dict[str, str] | None = None,
+    **changes: Any,
 ) -> dict[str, Any]:
     """A copy of an events/ API Gateway file with another body, headers or top-level fields."""
     event = copy.deepcopy(load_event(template))
@@ -69,7 +74,9 @@ class LambdaContext:
         return self.remaining_ms
 
 
-def twilio_message(sid: str = MESSAGE_SID, to: str = "+15558675310", status: str = "queued", **fields: Any) -> dict[str, Any]:
+def twilio_message(
+    sid: str = MESSAGE_SID, to: str = "+15558675310", status: str = "queued", **fields: Any
+) -> dict[str, Any]:
     """A Message resource as Twilio answers it (snake_case, RFC 2822 dates, counts as strings)."""
     resource = {
         "sid": sid,
@@ -95,3 +102,7 @@ def twilio_message(sid: str = MESSAGE_SID, to: str = "+15558675310", status: str
     }
     resource.update(fields)
     return resource
+
+
+def is_api_event(event: Any) -> bool:
+    return isinstance(event, dict) and "httpMethod" in event

@@ -37,17 +37,16 @@ def send_message(
     client: TwilioClient, request: SendRequest, deadline: Deadline, default_status_callback: str | None
 ) -> dict[str, Any]:
     """Send to one recipient (the Message) or several (messages, failed, failedNumbers)."""
-    status_callback = None if request.status_callback_disabled else request.status_callback or default_status_callback
     if not request.batch:
         try:
-            return send_one(client, request, request.recipients[0], status_callback, deadline)
+            return send_one(client, request, request.recipients[0], default_status_callback, deadline)
         except TwilioMessagingError as error:
             count_failure(error.code)
             raise
 
     def attempt(recipient: str) -> tuple[str, dict[str, Any] | TwilioMessagingError]:
         try:
-            return recipient, send_one(client, request, recipient, status_callback, deadline)
+            return recipient, send_one(client, request, recipient, default_status_callback, deadline)
         except TwilioMessagingError as error:
             count_failure(error.code)
             return recipient, error

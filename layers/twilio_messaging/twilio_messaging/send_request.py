@@ -64,8 +64,10 @@ class SendRequest:
     task_token: str | None = None
     flags: dict[str, bool] = field(default_factory=dict)
 
-    def twilio_form(self, recipient: str, status_callback: str | None) -> list[tuple[str, str]]:
-        """Create Message form fields for one recipient; repeated keys for MediaUrl."""
+    def twilio_form(self, recipient: str, default_status_callback: str | None) -> list[tuple[str, str]]:
+        """Create Message form fields for one recipient; repeated keys for MediaUrl. The request's
+        own statusCallback wins over the deployment's webhook; null disables both."""
+        status_callback = None if self.status_callback_disabled else self.status_callback or default_status_callback
         form: list[tuple[str, str]] = [("To", recipient)]
         if self.sender:
             form.append(("From", self.sender))

@@ -129,7 +129,7 @@ class TwilioClient:
         json: Any = None,
         files: Any = None,
         headers: Mapping[str, str] | None = None,
-        timeout: float = READ_TIMEOUT_SECONDS,
+        timeout: float | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
         raise_for_status: bool = True,
         not_found: type[TwilioMessagingError] = NotFound,
@@ -164,7 +164,10 @@ class TwilioClient:
                         files=files,
                         headers=dict(headers or {}),
                         auth=credentials.basic_auth,
-                        timeout=(min(CONNECT_TIMEOUT_SECONDS, remaining), min(timeout, remaining)),
+                        timeout=(
+                            min(CONNECT_TIMEOUT_SECONDS, remaining),
+                            min(timeout or READ_TIMEOUT_SECONDS, remaining),
+                        ),
                         allow_redirects=False,  # a redirect must never carry credentials elsewhere
                     )
             except self._requests.RequestException as error:
