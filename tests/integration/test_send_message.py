@@ -368,3 +368,18 @@ def test_logs_hold_no_secret_no_body_and_no_full_number(
         assert secret not in output
     assert "Your order #1234 has shipped." not in output
     assert "+15558675310" not in output and "+***5310" in output
+
+
+def test_without_credentials_in_the_environment_boto3_reads_the_secret(
+    aws: Any, twilio: Any, context: Any, monkeypatch: Any, tmp_path: Any
+) -> None:
+    """A laptop with a profile: no AWS_ACCESS_KEY_ID in the environment, boto3's chain finds one."""
+    profile = tmp_path / "credentials"
+    profile.write_text("[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(profile))
+    accept(twilio)
+    answer = send(load_event("send_message/api_gateway.json"), context)
+    assert answer["statusCode"] == 201
+    assert basic_auth(twilio.log[0][0]) == (ACCOUNT_SID, AUTH_TOKEN)

@@ -1,5 +1,6 @@
 """Twilio credentials from Secrets Manager (DESIGN.md section 4): cached, re-read on demand,
-never logged. boto3 is imported on first read only: it is the costliest import of a cold start."""
+never logged. Read with a SigV4-signed call (aws_json) rather than boto3, whose import is the
+costliest part of a cold start; boto3 only where the environment holds no AWS credentials."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from twilio_messaging.aws_json import SECRETS_MANAGER, AwsCallFailed, AwsJsonClient
 from twilio_messaging.errors import ConfigurationError
+from twilio_messaging.settings import aws_environment
 
 ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
@@ -122,8 +125,21 @@ class CredentialStore:
             return self._cached
 
     def _read(self) -> Credentials:
+        return parse_secret(self._secret_string())
+
+    def _secret_string(self) -> str | None:
+        client = AwsJsonClient(SECRETS_MANAGER, aws_environment("SECRETS_MANAGER"))
+        if client.available:
+            try:
+                return client.call("GetSecretValue", {"SecretId": self._secret_id}).get("SecretString")
+            except AwsCallFailed as error:
+                raise self._unreadable(error.error_code) from None
+        return self._secret_string_with_boto3()
+
+    def _secret_string_with_boto3(self) -> str | None:
+        """Without credentials in the environment (a laptop with a profile or SSO): boto3's chain."""
         if self._client is None:
-            import boto3  # deferred: see module docstring
+            import boto3
 
             self._client = boto3.client("secretsmanager")
         from botocore.exceptions import BotoCoreError, ClientError
@@ -131,10 +147,13 @@ class CredentialStore:
         try:
             answer = self._client.get_secret_value(SecretId=self._secret_id)
         except ClientError as error:
-            reason = error.response.get("Error", {}).get("Code", "ClientError")
-            if reason == "ResourceNotFoundException":
-                raise ConfigurationError(f"the Twilio secret {self._secret_id} does not exist") from None
-            raise ConfigurationError(f"the Twilio secret could not be read ({reason})") from None
+            raise self._unreadable(error.response.get("Error", {}).get("Code", "ClientError")) from None
         except BotoCoreError as error:
-            raise ConfigurationError(f"the Twilio secret could not be read ({type(error).__name__})") from None
-        return parse_secret(answer.get("SecretString"))
+            raise self._unreadable(type(error).__name__) from None
+        value = answer.get("SecretString")
+        return value if isinstance(value, str) else None
+
+    def _unreadable(self, reason: str) -> ConfigurationError:
+        if reason == "ResourceNotFoundException":
+            return ConfigurationError(f"the Twilio secret {self._secret_id} does not exist")
+        return ConfigurationError(f"the Twilio secret could not be read ({reason})")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 
+from twilio_messaging.aws_json import SSM, AwsJsonClient
 from twilio_messaging.observability import logger
-from twilio_messaging.settings import Settings
+from twilio_messaging.settings import Settings, aws_environment
 
 WEBHOOK_PATH = "/webhooks/twilio"
 
@@ -22,16 +23,22 @@ _parameter_value: dict[str, str] = {}
 def _read_parameter(name: str) -> str:
     with _lock:
         if name not in _parameter_value:
-            import boto3  # deferred: only direct invocations without PUBLIC_BASE_URL need it
-            from botocore.exceptions import BotoCoreError, ClientError
-
             try:
-                value = boto3.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
-            except (BotoCoreError, ClientError) as error:
-                logger.warning("Could not read the public base URL parameter", extra={"reason": type(error).__name__})
+                value = _parameter(name)
+            except Exception as error:  # a missing URL must not fail the send: it goes without a callback
+                logger.warning("Could not read the public base URL parameter", extra={"reason": str(error)})
                 return ""
             _parameter_value[name] = value.strip().rstrip("/")
         return _parameter_value[name]
+
+
+def _parameter(name: str) -> str:
+    client = AwsJsonClient(SSM, aws_environment("SSM"))
+    if client.available:
+        return str(client.call("GetParameter", {"Name": name})["Parameter"]["Value"])
+    import boto3  # no credentials in the environment: boto3's provider chain
+
+    return str(boto3.client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
 
 
 def public_base_url(settings: Settings, request_base_url: str | None) -> str:

@@ -76,3 +76,26 @@ def get_settings() -> Settings:
 def tracing_enabled() -> bool:
     """Powertools' own switch; read here so that the X-Ray SDK is imported only when tracing is on."""
     return os.environ.get("POWERTOOLS_TRACE_DISABLED", "true").strip().lower() not in ("true", "1")
+
+
+@dataclass(frozen=True)
+class AwsEnvironment:
+    """What a Lambda execution environment tells its code about AWS: region, credentials, endpoints."""
+
+    region: str
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    endpoint_url: str  # AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL, else empty (AWS itself)
+
+
+def aws_environment(service_env_name: str) -> AwsEnvironment:
+    """`service_env_name` is the service's part of AWS_ENDPOINT_URL_<SERVICE>, e.g. SECRETS_MANAGER."""
+    env = os.environ
+    return AwsEnvironment(
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "",
+        access_key_id=env.get("AWS_ACCESS_KEY_ID", ""),
+        secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", ""),
+        session_token=env.get("AWS_SESSION_TOKEN", ""),
+        endpoint_url=(env.get(f"AWS_ENDPOINT_URL_{service_env_name}") or env.get("AWS_ENDPOINT_URL") or "").rstrip("/"),
+    )
