@@ -3,8 +3,8 @@ official `twilio` SDK and boto3 (imported at module level, as most hand-written 
 
 Prints, per handler, the median of N fresh processes of:
   import   - importing the handler module (what Lambda's init phase runs)
-  + first  - that plus the modules and clients our first successful call loads on demand
-             (requests; boto3 and a Secrets Manager client), so the deferred cost is shown too
+  + first  - that plus what a first successful send loads on demand (clients and modules),
+             so that deferred imports are counted too
 
 Usage: python scripts/bench_cold_start.py [--runs 10] [--layer DIR]
 DIR defaults to the built layer (.aws-sam/build/TwilioMessagingLayer/python) when present,
@@ -24,11 +24,18 @@ ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = ["send_message", "get_message", "list_messages", "raw_request", "webhook"]
 
 IMPORT = "import time; t = time.perf_counter(); import app; print(time.perf_counter() - t)"
+# What a first successful send loads beyond the handler's imports: ours builds the Twilio client
+# (requests) and the boto3-free Secrets Manager client; the reference builds the SDK's Client and
+# loads the Messages resource that `client.messages.create` imports on first use.
 FIRST_CALL = (
-    "import time; t = time.perf_counter(); import app; import requests; import boto3; "
-    "boto3.client('secretsmanager'); print(time.perf_counter() - t)"
+    "import time; t = time.perf_counter(); import app; from twilio_messaging import runtime, aws_json; "
+    "runtime.twilio_client(); print(time.perf_counter() - t)"
 )
-REFERENCE_FIRST_CALL = IMPORT  # the reference builds its clients at import time already
+REFERENCE_FIRST_CALL = (
+    "import time; t = time.perf_counter(); import app; "
+    "c = app.Client('AC' + '0' * 32, 'token'); c.api.v2010.account.messages; "
+    "print(time.perf_counter() - t)"
+)
 
 
 def run(code: str, cwd: Path, pythonpath: list[str], runs: int) -> float:
@@ -65,17 +72,20 @@ def main() -> None:
         ours = [str(ROOT / "layers/twilio_messaging"), *site_packages]
         source = "layer sources"
 
-    reference = run(IMPORT, Path(__file__).parent / "reference_handler", site_packages, args.runs)
+    reference_folder = Path(__file__).parent / "reference_handler"
+    reference = run(IMPORT, reference_folder, site_packages, args.runs)
+    reference_first = run(REFERENCE_FIRST_CALL, reference_folder, site_packages, args.runs)
     print(f"Python {sys.version.split()[0]}, median of {args.runs} fresh processes, {source}")
-    print(f"{'handler':<16}{'import ms':>10}{'+ first ms':>12}{'import / ref':>14}")
-    print(f"{'reference (SDK)':<16}{reference:>10.1f}{reference:>12.1f}{1:>14.2f}")
+    print(f"{'handler':<16}{'import ms':>10}{'+ first ms':>12}{'import / ref':>14}{'+ first / ref':>15}")
+    print(f"{'reference (SDK)':<16}{reference:>10.1f}{reference_first:>12.1f}{1:>14.2f}")
     for name in HANDLERS:
         folder = ROOT / "functions" / name
         if not (folder / "app.py").exists():
             continue
         imported = run(IMPORT, folder, ours, args.runs)
         first = run(FIRST_CALL, folder, ours, args.runs)
-        print(f"{name:<16}{imported:>10.1f}{first:>12.1f}{imported / reference:>14.2f}")
+        ratios = f"{imported / reference:>14.2f}{first / reference_first:>15.2f}"
+        print(f"{name:<16}{imported:>10.1f}{first:>12.1f}{ratios}")
 
 
 if __name__ == "__main__":
