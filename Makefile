@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install test unit integration lint typecheck validate build bench clean
+.PHONY: install contract-deps test unit integration contract lint typecheck validate build bench clean
 
 $(BIN)/python:
 	$(PYTHON313) -m venv $(VENV)
@@ -14,7 +14,10 @@ $(BIN)/python:
 install: $(BIN)/python  ## dev tools and the layer's runtime dependencies in .venv (Python 3.13)
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 
-test: install lint typecheck  ## lint, type checks and every test suite
+contract-deps:  ## Prism and Twilio's OpenAPI description (npm), for the contract tests
+	npm ci --prefix tests/contract --no-audit --no-fund --loglevel=error
+
+test: install contract-deps lint typecheck  ## lint, type checks and every test suite
 	$(BIN)/python -m pytest
 
 unit: install
@@ -22,6 +25,9 @@ unit: install
 
 integration: install
 	$(BIN)/python -m pytest tests/integration
+
+contract: install contract-deps
+	$(BIN)/python -m pytest tests/contract
 
 lint: install
 	$(BIN)/ruff check .

@@ -119,12 +119,12 @@ def test_each_filter_goes_out_under_its_twilio_name(aws: Any, twilio: Any, conte
     assert request.args.to_dict(flat=False) == {
         "To": ["+15558675310"],
         "From": ["+15005550006"],
-        "DateSent": ["2026-11-20"],
-        "DateSent>": ["2026-11-01"],
+        "DateSent": ["2026-11-20T00:00:00Z"],
+        "DateSent>": ["2026-11-01T00:00:00Z"],
         "DateSent<": ["2026-11-22T09:30:00Z"],
         "PageSize": ["50"],
     }
-    assert "DateSent%3E=2026-11-01" in request.query_string.decode()
+    assert "DateSent%3E=2026-11-01T00%3A00%3A00Z" in request.query_string.decode()
     assert "DateSent%3C=" in request.query_string.decode()
     assert answer["messages"][0]["to"] == "+15558675310"
 
@@ -262,12 +262,12 @@ def test_direct_invoke_with_bad_fields_raises_validation_error(aws: Any, twilio:
     [
         (
             "api_gateway.json",
-            f"{MESSAGES_PATH}?To=+15558675310&DateSent>=2026-11-01&DateSent<=2026-11-22&PageSize=20",
+            f"{MESSAGES_PATH}?To=+15558675310&DateSent>=2026-11-01T00:00:00Z&DateSent<=2026-11-22T00:00:00Z&PageSize=20",
             "messages",
         ),
         ("api_gateway_phone_numbers.json", f"{NUMBERS_PATH}?PageSize=100", "phoneNumbers"),
         ("api_gateway_caller_ids.json", f"{CALLER_IDS_PATH}?PageSize=100", "callerIds"),
-        ("direct.json", f"{MESSAGES_PATH}?From=+15005550006&DateSent=2026-11-22&PageSize=20", "messages"),
+        ("direct.json", f"{MESSAGES_PATH}?From=+15005550006&DateSent=2026-11-22T00:00:00Z&PageSize=20", "messages"),
         ("direct_phone_numbers.json", f"{NUMBERS_PATH}?PageSize=100", "phoneNumbers"),
         ("direct_caller_ids.json", f"{CALLER_IDS_PATH}?PageSize=100", "callerIds"),
     ],

@@ -123,12 +123,12 @@ def test_every_problem_is_listed_at_once() -> None:
     }
 
 
-def test_date_times_are_sent_in_utc_and_dates_as_given() -> None:
+def test_dates_and_date_times_are_sent_as_utc_date_times() -> None:
     request = parse_list_request(direct(dateSentAfter="2026-11-01T08:00:00-05:00", dateSentBefore="2026-11-22"))
 
     assert request.twilio_params() == [
         ("DateSent>", "2026-11-01T13:00:00Z"),
-        ("DateSent<", "2026-11-22"),
+        ("DateSent<", "2026-11-22T00:00:00Z"),
         ("PageSize", "50"),
     ]
 

@@ -214,14 +214,18 @@ def _integer(fields: dict[str, Any], name: str, low: int, high: int, problems: P
 
 
 def _date_filter(name: str, value: str, problems: Problems) -> str | None:
-    """YYYY-MM-DD for every date filter; dateSentAfter/Before also take a date-time in UTC."""
+    """YYYY-MM-DD for every date filter; dateSentAfter/Before also take a date-time in UTC.
+
+    Sent as an ISO 8601 date-time in UTC, as Twilio's OpenAPI description declares these
+    parameters (`format: date-time`) and its SDKs send them: a date becomes its midnight UTC.
+    """
     if _DATE.match(value):
         try:
-            date.fromisoformat(value)
+            day = date.fromisoformat(value)
         except ValueError:
             problems.add(name, f"is not a calendar date: {value}")
             return None
-        return value
+        return f"{day.isoformat()}T00:00:00Z"
     moment = parse_datetime(value) if name != "dateSent" else None
     if moment is None:
         allowed = "YYYY-MM-DD" if name == "dateSent" else "YYYY-MM-DD or an ISO 8601 date-time"
