@@ -79,7 +79,14 @@ def test_persistent_server_errors_are_twilio_unavailable(aws: Any, twilio: Any, 
 
 
 @pytest.mark.parametrize(
-    "sid", ["SM123", "XX0123456789abcdef0123456789abcdef", "SM0123456789ABCDEF0123456789ABCDEF", "SM../../Accounts"]
+    "sid",
+    [
+        "SM123",
+        MESSAGE_SID + "\n",
+        "XX0123456789abcdef0123456789abcdef",
+        "SM0123456789ABCDEF0123456789ABCDEF",
+        "SM../../Accounts",
+    ],
 )
 def test_bad_sid_is_400_without_a_twilio_call(aws: Any, twilio: Any, context: Any, sid: str) -> None:
     event = api_event("get_message/api_gateway.json", pathParameters={"sid": sid})

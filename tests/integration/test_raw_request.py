@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from werkzeug import Request, Response
 
 from tests.support import ACCOUNT_SID, AUTH_TOKEN, api_event, load_event, load_handler
@@ -402,15 +403,28 @@ def test_429_waits_for_retry_after(aws: Any, twilio: Any, context: Any) -> None:
     assert recorder.gaps()[0] >= 1.0  # Retry-After, not delayMs
 
 
-def test_429_without_retries_is_passed_back_with_retry_after(aws: Any, twilio: Any, context: Any) -> None:
+def test_429_is_waited_out_even_without_retries(aws: Any, twilio: Any, context: Any) -> None:
+    twilio.expect_ordered_request(MESSAGES_PATH).respond_with_response(
+        json_response(429, {"code": 20429}, **{"Retry-After": "1"})
+    )
+    twilio.expect_ordered_request(MESSAGES_PATH).respond_with_json({"messages": []})
+    started = time.monotonic()
+
+    answer = run({"path": "/Accounts/{AccountSid}/Messages.json"}, context)
+
+    assert answer["statusCode"] == 200
+    assert len(twilio.log) == 2 and time.monotonic() - started >= 1.0
+
+
+def test_429_beyond_the_remaining_time_is_passed_back_with_retry_after(aws: Any, twilio: Any, context: Any) -> None:
     twilio.expect_request(MESSAGES_PATH).respond_with_response(
-        json_response(429, {"code": 20429}, **{"Retry-After": "7"})
+        json_response(429, {"code": 20429}, **{"Retry-After": "120"})
     )
 
     answer = run({"path": "/Accounts/{AccountSid}/Messages.json"}, context)
 
     assert answer["statusCode"] == 429
-    assert answer["headers"]["retry-after"] == "7"
+    assert answer["headers"]["retry-after"] == "120"
     assert len(twilio.log) == 1
 
 
@@ -455,6 +469,7 @@ REFUSED = [
     ({"url": "https://eviltwilio.com/v1/Services"}, "url"),
     ({"url": "https://api.twilio.com\\@evil.com/"}, "url"),
     ({"url": "ftp://api.twilio.com/x"}, "url"),
+    ({"url": "https://api.twilio.com:8443/2010-04-01/Accounts.json"}, "url"),
     ({"path": "/Accounts/../../evil"}, "path"),
     ({"path": "/Accounts/{AccountSid}/%2e%2e/%2E%2E/x"}, "path"),
     ({"path": "/Accounts/%2E%2e/x"}, "path"),
@@ -466,19 +481,36 @@ REFUSED = [
     ({"path": "/Accounts.json", "headers": {"Authorization": "Basic eDp5"}}, "headers.Authorization"),
     ({"path": "/Accounts.json", "headers": {"host": "evil.com"}}, "headers.host"),
     ({"path": "/Accounts.json", "headers": {"CONTENT-LENGTH": "0"}}, "headers.CONTENT-LENGTH"),
+    ({"path": "/Accounts.json", "headers": {"X-Padded": " x"}}, "headers.X-Padded"),
+    ({"path": "/Accounts.json", "headers": {"X-Euro": "€"}}, "headers.X-Euro"),
 ]
 
 
 @pytest.mark.parametrize(("payload", "field"), REFUSED)
 def test_refused_requests_answer_400_and_send_nothing(
-    aws: Any, twilio: Any, context: Any, payload: dict[str, Any], field: str
+    aws: Any, twilio: Any, context: Any, monkeypatch: Any, payload: dict[str, Any], field: str
 ) -> None:
+    sent: list[str] = []  # any host at all, not only the fake
+    monkeypatch.setattr(requests.Session, "request", lambda self, method, url, **kw: sent.append(url))
+
     status, body = run_api(payload, context)
 
     assert status == 400
     assert body["error"]["code"] == "VALIDATION_ERROR"
     assert field in {d["field"] for d in body["error"]["details"]}
-    assert twilio.log == []
+    assert twilio.log == [] and sent == []
+
+
+def test_cookies_of_one_answer_never_reach_the_next_request(aws: Any, twilio: Any, context: Any) -> None:
+    twilio.expect_ordered_request(f"{ACCOUNT}/A.json").respond_with_json(
+        {}, headers={"Set-Cookie": "session=abc; Path=/"}
+    )
+    twilio.expect_ordered_request(f"{ACCOUNT}/B.json").respond_with_json({})
+
+    run({"path": "/Accounts/{AccountSid}/A.json"}, context)
+    run({"path": "/Accounts/{AccountSid}/B.json"}, context)
+
+    assert "Cookie" not in twilio.log[1][0].headers
 
 
 @pytest.mark.parametrize(("payload", "field"), REFUSED[:3])
@@ -548,3 +580,21 @@ def test_the_direct_sample_lists_incoming_numbers(aws: Any, twilio: Any, context
     assert answer["statusCode"] == 200
     assert answer["body"] == {"incoming_phone_numbers": []}
     assert len(twilio.log) == 1
+
+
+def test_the_messaging_service_sample_reads_messaging_twilio_com(aws: Any, context: Any) -> None:
+    """The one sample that names a host other than the API base: answered by a transport mounted
+    on the function's own session, so the handler runs end to end without the internet."""
+    from tests.unit.test_raw_request import RecordingTransport
+    from twilio_messaging import runtime
+
+    url = "https://messaging.twilio.com/v1/Services/MG0123456789abcdef0123456789abcdef"
+    service = {"sid": "MG0123456789abcdef0123456789abcdef", "friendly_name": "Alerts"}
+    transport = RecordingTransport({url: (200, {"Content-Type": "application/json"}, json.dumps(service).encode())})
+    runtime.twilio_client().session.mount("https://messaging.twilio.com", transport)
+
+    answer = run(load_event("raw_request/direct_messaging_service.json"), context)
+
+    assert answer == {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": service}
+    assert [(r.method, r.url) for r in transport.sent] == [("GET", url)]
+    assert transport.sent[0].headers["Authorization"].startswith("Basic ")

@@ -383,3 +383,39 @@ def test_without_credentials_in_the_environment_boto3_reads_the_secret(
     answer = send(load_event("send_message/api_gateway.json"), context)
     assert answer["statusCode"] == 201
     assert basic_auth(twilio.log[0][0]) == (ACCOUNT_SID, AUTH_TOKEN)
+
+
+def test_over_http_a_long_rate_limit_is_answered_before_api_gateway_times_out(
+    aws: Any, twilio: Any, context: Any
+) -> None:
+    twilio.expect_request(MESSAGES, method="POST").respond_with_json(
+        {"code": 20429, "message": "Too Many Requests", "status": 429}, status=429, headers={"Retry-After": "28"}
+    )
+    context.remaining_ms = 60_000  # the function could wait, API Gateway (29 s) could not
+    answer = send(load_event("send_message/api_gateway.json"), context)
+    assert answer["statusCode"] == 429 and answer["headers"]["Retry-After"] == "28"
+    assert len(twilio.log) == 1
+
+
+def test_batch_with_a_missing_secret_fails_once_with_500(aws: Any, twilio: Any, context: Any) -> None:
+    aws.delete_secret(SecretId=SECRET_ID, ForceDeleteWithoutRecovery=True)
+    answer = send(load_event("send_message/api_gateway_batch.json"), context)
+    assert answer["statusCode"] == 500
+    assert json.loads(answer["body"])["error"]["code"] == "CONFIGURATION_ERROR"
+    assert twilio.log == []
+
+
+def test_an_unreadable_url_parameter_is_not_read_again_on_every_send(
+    aws: Any, twilio: Any, context: Any, monkeypatch: Any
+) -> None:
+    from twilio_messaging import public_url
+
+    reads: list[str] = []
+    original = public_url._parameter
+    monkeypatch.setattr(public_url, "_parameter", lambda name: reads.append(name) or original(name))
+    monkeypatch.setenv("PUBLIC_BASE_URL_PARAMETER", "/stack/missing-parameter")
+    accept(twilio)
+    for _ in range(2):
+        assert send(load_event("send_message/step_functions.json"), context)["sid"] == MESSAGE_SID
+    assert reads == ["/stack/missing-parameter"]
+    assert all(name != "StatusCallback" for name, _ in received_forms(twilio)[0])  # sent without a callback

@@ -71,3 +71,11 @@ def test_json_content_type_with_charset_is_accepted() -> None:
     event = api_event("send_message/api_gateway.json", headers={"Content-Type": "application/json; charset=utf-8"})
     assert parse_event(event).payload["body"]
     assert json.loads(event["body"])
+
+
+def test_api_gateway_invocations_answer_before_api_gateway_gives_up() -> None:
+    from tests.support import LambdaContext
+    from twilio_messaging.deadline import API_GATEWAY_BUDGET_SECONDS, Deadline
+
+    assert Deadline.from_context(LambdaContext(remaining_ms=900_000), API_GATEWAY_BUDGET_SECONDS).remaining() <= 28.0
+    assert Deadline.from_context(LambdaContext(remaining_ms=900_000)).remaining() > 800

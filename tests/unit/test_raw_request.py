@@ -152,7 +152,7 @@ def test_defaults() -> None:
     request = parse({"path": "/Accounts.json"})
 
     assert (request.method, request.response_type, request.timeout) == ("GET", "json", 10.0)
-    assert (request.retry.max_retries, request.retry.max_rate_limit_retries) == (0, 0)
+    assert (request.retry.max_retries, request.retry.max_rate_limit_retries) == (0, 3)  # 429 is always waited out
     assert request.body is None and not request.multipart
 
 

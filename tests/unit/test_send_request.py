@@ -134,6 +134,12 @@ def test_idempotency_key_and_task_token_are_accepted() -> None:
         ({"body": "Hi"}, "to", "required"),
         ({"to": "5558675310", "body": "Hi"}, "to", "E.164"),
         ({"to": "+1555", "body": "Hi"}, "to", "E.164"),
+        ({"to": "+15558675310\n", "body": "Hi"}, "to", "E.164"),
+        (
+            {"to": "+15558675310", "messagingServiceSid": "MG0123456789abcdef0123456789abcdef\n", "body": "Hi"},
+            "messagingServiceSid",
+            "32 hexadecimal",
+        ),
         ({"to": 15558675310, "body": "Hi"}, "to", "not number"),
         ({"to": [], "body": "Hi"}, "to", "1 to 100"),
         ({"to": ["+15558675310"] * 2, "body": "Hi"}, "to[1]", "repeats"),

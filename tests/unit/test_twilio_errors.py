@@ -43,3 +43,7 @@ def test_retry_after_seconds_and_date() -> None:
     now = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after("Sun, 22 Nov 2026 12:00:05 GMT", now=now) == 5.0
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+
+
+def test_retry_after_that_is_not_a_finite_number_is_ignored() -> None:
+    assert parse_retry_after("inf") is None and parse_retry_after("nan") is None

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from twilio_messaging.deadline import Deadline
+from twilio_messaging.deadline import API_GATEWAY_BUDGET_SECONDS, Deadline
 from twilio_messaging.errors import InternalError, TwilioMessagingError, ValidationError, http_error_answer
 from twilio_messaging.observability import logger
 
@@ -158,7 +158,8 @@ def handle(event: Any, context: Any, operation: Operation, body: BodyMode = "jso
         invocation = parse_event(event, body)
         if invocation.request_id:
             logger.set_correlation_id(invocation.request_id)
-        answer = operation(invocation, Deadline.from_context(context))
+        deadline = Deadline.from_context(context, API_GATEWAY_BUDGET_SECONDS if via_api else None)
+        answer = operation(invocation, deadline)
     except TwilioMessagingError as error:
         log = logger.error if error.status >= 500 else logger.warning
         log("Request failed", extra={"errorType": type(error).__name__, "error": error.to_dict()})

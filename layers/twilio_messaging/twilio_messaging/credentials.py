@@ -15,8 +15,8 @@ from twilio_messaging.aws_json import SECRETS_MANAGER, AwsCallFailed, AwsJsonCli
 from twilio_messaging.errors import ConfigurationError
 from twilio_messaging.settings import aws_environment
 
-ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
-API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
+ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}\Z")
+API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}\Z")
 
 
 @dataclass(frozen=True)

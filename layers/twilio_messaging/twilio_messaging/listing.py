@@ -98,8 +98,8 @@ RESOURCES = {
 }
 RESOURCE_BY_ROUTE = {resource.route: resource for resource in RESOURCES.values()}
 PAGING_FIELDS = {"pageSize", "pageToken", "limit"}
-_PAGE_PATH = re.compile(rf"^{re.escape(API_VERSION_PATH)}/Accounts/(AC[0-9a-fA-F]{{32}})(/[A-Za-z]+\.json)$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_PAGE_PATH = re.compile(rf"^{re.escape(API_VERSION_PATH)}/Accounts/(AC[0-9a-fA-F]{{32}})(/[A-Za-z]+\.json)\Z")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 
 
 @dataclass(frozen=True)

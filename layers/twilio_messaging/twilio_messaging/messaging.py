@@ -55,6 +55,7 @@ def send_message(
             count_failure(InternalError.code)
             return recipient, InternalError("unexpected error while sending")
 
+    client.credentials.get()  # a configuration error fails the whole batch once, not each recipient
     workers = min(MAX_CONCURRENT_SENDS, len(request.recipients))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
         outcomes = list(pool.map(attempt, request.recipients))

@@ -17,14 +17,15 @@ from aws_lambda_powertools.metrics import Metrics, MetricUnit
 
 from twilio_messaging.settings import tracing_enabled
 
-# A "+" and 8-15 digits (E.164), possibly behind a channel prefix such as "whatsapp:".
-_PHONE = re.compile(r"\+\d{4,11}(\d{4})(?!\d)")
+# A "+" (or its URL encoding %2B) and 8-15 digits (E.164), possibly behind a channel prefix;
+# also a channel address without the "+" (whatsapp:15558675310).
+_PHONE = re.compile(r"(\+|%2[bB]|(?<=[a-z]:))\d{4,11}(\d{4})(?!\d)")
 
 
 def mask_phone_numbers(value: Any) -> Any:
     """The value with every E.164 number reduced to its last four digits, recursively."""
     if isinstance(value, str):
-        return _PHONE.sub(r"+***\1", value)
+        return _PHONE.sub(r"\1***\2", value)
     if isinstance(value, dict):
         return {k: mask_phone_numbers(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -9,6 +9,7 @@ direct and EventBridge invocations read it at run time, once per execution envir
 from __future__ import annotations
 
 import threading
+import time
 
 from twilio_messaging.aws_json import SSM, AwsJsonClient
 from twilio_messaging.observability import logger
@@ -16,20 +17,25 @@ from twilio_messaging.settings import Settings, aws_environment
 
 WEBHOOK_PATH = "/webhooks/twilio"
 
+FAILED_READ_RETRY_SECONDS = 60.0
+
 _lock = threading.Lock()
-_parameter_value: dict[str, str] = {}
+_parameter_value: dict[str, tuple[str, float]] = {}  # name -> (value, monotonic time to read again)
 
 
 def _read_parameter(name: str) -> str:
     with _lock:
-        if name not in _parameter_value:
-            try:
-                value = _parameter(name)
-            except Exception as error:  # a missing URL must not fail the send: it goes without a callback
-                logger.warning("Could not read the public base URL parameter", extra={"reason": str(error)})
-                return ""
-            _parameter_value[name] = value.strip().rstrip("/")
-        return _parameter_value[name]
+        value, expires = _parameter_value.get(name, ("", 0.0))
+        if expires and (value or time.monotonic() < expires):
+            return value
+        try:
+            value = _parameter(name).strip().rstrip("/")
+            _parameter_value[name] = (value, float("inf"))
+        except Exception as error:  # a missing URL must not fail the send: it goes without a callback
+            logger.warning("Could not read the public base URL parameter", extra={"reason": str(error)})
+            # Not read again on every send: each failed read may cost seconds.
+            _parameter_value[name] = ("", time.monotonic() + FAILED_READ_RETRY_SECONDS)
+        return _parameter_value[name][0]
 
 
 def _parameter(name: str) -> str:

@@ -43,6 +43,7 @@ MAX_RETRIES = 5
 DEFAULT_DELAY_MS = 1000
 MAX_DELAY_MS = 60_000
 MAX_REDIRECTS = 3
+RATE_LIMIT_RETRIES = 3
 PLACEHOLDERS = ("{AccountSid}", "$TWILIO_ACCOUNT_SID")
 
 # The HTTP client owns these: credentials, framing and routing are never the caller's to set.
@@ -74,8 +75,8 @@ DROPPED_RESPONSE_HEADERS = {
     "content-length",
     "content-encoding",
 }
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_HOSTNAME = re.compile(r"^[a-z0-9.-]+$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+_HOSTNAME = re.compile(r"^[a-z0-9.-]+\Z")
 _REDIRECTS = {301, 302, 303, 307, 308}
 
 ResponseType = Literal["json", "text", "binary"]
@@ -212,6 +213,10 @@ def _headers(value: Any, problems: Problems) -> dict[str, str]:
             problems.add(label, "cannot be set: the function sets it")
         elif text is None:
             problems.add(label, "must be a string")
+        elif text != text.strip():
+            problems.add(label, "must not start or end with whitespace")
+        elif not text.isascii():
+            problems.add(label, "must be ASCII (encode other characters, e.g. RFC 8187)")
         else:
             headers[name] = text
     return headers
@@ -297,7 +302,8 @@ def _retry(value: Any, problems: Problems) -> UserRetryPolicy:
         base_delay=delay_ms / 1000,
         exponential=flags["exponentialBackoff"],
         retry_on_all_errors=flags["retryOnAllErrors"],
-        max_rate_limit_retries=max_retries,  # 429s use the same budget; their wait is Retry-After
+        # 429 is always safe to repeat: waited out (Retry-After) within the deadline, whatever maxRetries
+        max_rate_limit_retries=RATE_LIMIT_RETRIES,
         max_delay=MAX_DELAY_MS / 1000,
     )
 

@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -80,6 +81,8 @@ class TwilioClient:
         self.credentials = credentials
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
+        # The session serves every caller of this environment: no cookie of one reaches another.
+        self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         self._base_origin = _origin(self.base_url)
 
     @property
@@ -100,7 +103,7 @@ class TwilioClient:
             return False
         if _origin(url) == self._base_origin:
             return True
-        return parts.scheme == "https" and is_twilio_host(parts.hostname or "")
+        return parts.scheme == "https" and is_twilio_host(parts.hostname or "") and _origin(url)[2] == 443
 
     def request_json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         """A call whose answer must be a 2xx JSON object; other answers raise domain errors."""
@@ -164,10 +167,7 @@ class TwilioClient:
                         files=files,
                         headers=dict(headers or {}),
                         auth=credentials.basic_auth,
-                        timeout=(
-                            min(CONNECT_TIMEOUT_SECONDS, remaining),
-                            min(timeout or READ_TIMEOUT_SECONDS, remaining),
-                        ),
+                        timeout=_timeouts(timeout or READ_TIMEOUT_SECONDS, remaining),
                         allow_redirects=False,  # a redirect must never carry credentials elsewhere
                     )
             except self._requests.RequestException as error:
@@ -240,6 +240,12 @@ class TwilioClient:
             return False
         time.sleep(seconds)
         return True
+
+
+def _timeouts(read_timeout: float, remaining: float) -> tuple[float, float]:
+    """Connect and read timeouts that together fit in the remaining time."""
+    connect = min(CONNECT_TIMEOUT_SECONDS, remaining / 2)
+    return connect, max(0.01, min(read_timeout, remaining - connect))
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -9,13 +9,13 @@ from urllib.parse import urlsplit
 
 from twilio_messaging.errors import ValidationError
 
-E164 = re.compile(r"^\+[1-9]\d{7,14}$")
-CHANNEL_ADDRESS = re.compile(r"^(whatsapp|rcs):\+[1-9]\d{7,14}$|^messenger:\d{1,20}$")
-SHORT_CODE = re.compile(r"^\d{3,8}$")
-ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
-MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
-CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
-MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-f]{32}$")
+E164 = re.compile(r"^\+[1-9]\d{7,14}\Z")
+CHANNEL_ADDRESS = re.compile(r"^(whatsapp|rcs):\+[1-9]\d{7,14}\Z|^messenger:\d{1,20}\Z")
+SHORT_CODE = re.compile(r"^\d{3,8}\Z")
+ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}\Z")
+MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}\Z")
+CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}\Z")
+MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-f]{32}\Z")
 
 
 class Problems:
