@@ -18,6 +18,7 @@ from typing import Any, Literal
 from twilio_messaging.deadline import API_GATEWAY_BUDGET_SECONDS, Deadline
 from twilio_messaging.errors import InternalError, TwilioMessagingError, ValidationError, http_error_answer
 from twilio_messaging.observability import logger
+from twilio_messaging.validation import is_json_media_type
 
 MAX_BODY_BYTES = 256 * 1024
 Source = Literal["api", "direct", "eventbridge"]
@@ -90,9 +91,8 @@ def _body_bytes(event: dict[str, Any]) -> bytes:
 
 
 def _json_body(raw: bytes, content_type: str | None) -> Any:
-    media_type = (content_type or "application/json").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise _problem("Content-Type", f"must be application/json, not {media_type}")
+    if content_type and not is_json_media_type(content_type):
+        raise _problem("Content-Type", f"must be application/json, not {content_type.split(';')[0].strip()}")
     if not raw.strip():
         raise _problem("(body)", "is required: send a JSON object")
     try:

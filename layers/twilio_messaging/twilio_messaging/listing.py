@@ -30,6 +30,7 @@ from twilio_messaging.twilio_client import API_VERSION_PATH, TwilioClient
 from twilio_messaging.validation import (
     Problems,
     check_unknown_fields,
+    has_space_or_control,
     is_recipient,
     is_sender,
     parse_datetime,
@@ -136,7 +137,7 @@ def page_uri_problem(uri: Any, resource: ListResource) -> str | None:
     """Why `uri` is not a page of `resource` on the configured API, or None when it is one."""
     if not isinstance(uri, str) or not uri.startswith("/"):
         return "does not name a page of this list"
-    if any(ch.isspace() or ord(ch) < 0x20 or ch in "\\#" for ch in uri):
+    if has_space_or_control(uri) or "\\" in uri or "#" in uri:
         return "does not name a page of this list"
     parts = urlsplit(uri)
     match = _PAGE_PATH.match(parts.path)

@@ -18,7 +18,13 @@ from urllib.parse import unquote, urljoin, urlsplit
 from twilio_messaging.deadline import Deadline
 from twilio_messaging.observability import count, logger
 from twilio_messaging.twilio_client import RetryPolicy, TwilioClient
-from twilio_messaging.validation import Problems, check_unknown_fields, type_name
+from twilio_messaging.validation import (
+    Problems,
+    check_unknown_fields,
+    has_space_or_control,
+    is_json_media_type,
+    type_name,
+)
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RESPONSE_TYPES = ("json", "text", "binary")
@@ -133,7 +139,7 @@ def _fully_decoded(text: str) -> str:
 
 def path_problem(path: str) -> str | None:
     """Why a path may reach outside the resource it names, or None."""
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path):
+    if has_space_or_control(path):
         return "must not contain whitespace or control characters"
     if "#" in path:
         return "must not contain a fragment (#)"
@@ -147,7 +153,7 @@ def path_problem(path: str) -> str | None:
 
 def url_problem(url: str, may_receive_credentials: Any) -> str | None:
     """Why credentials must not go to `url`, or None: https on twilio.com (or the configured base)."""
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url) or "\\" in url:
+    if has_space_or_control(url) or "\\" in url:
         return "must not contain whitespace, control characters or backslashes"
     try:
         parts = urlsplit(url)
@@ -226,17 +232,12 @@ def _header(headers: dict[str, str], name: str) -> str | None:
     return next((value for key, value in headers.items() if key.lower() == name), None)
 
 
-def _is_json(content_type: str | None) -> bool:
-    media_type = (content_type or "").split(";")[0].strip().lower()
-    return media_type == "application/json" or media_type.endswith("+json")
-
-
 def _body(value: Any, headers: dict[str, str], problems: Problems) -> bytes | Pairs | None:
     if value is None:
         return None
     if isinstance(value, str):
         return value.encode("utf-8")
-    if _is_json(_header(headers, "content-type")):
+    if is_json_media_type(_header(headers, "content-type")):
         return json.dumps(value, separators=(",", ":")).encode("utf-8")
     return _pairs("data", value, problems)
 

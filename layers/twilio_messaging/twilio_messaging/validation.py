@@ -54,6 +54,16 @@ def is_sender(value: str) -> bool:
     )
 
 
+def has_space_or_control(text: str) -> bool:
+    """Whitespace or control characters: never part of a URL or path that is safe to forward."""
+    return any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
 def is_http_url(value: str) -> bool:
     try:
         parts = urlsplit(value)
