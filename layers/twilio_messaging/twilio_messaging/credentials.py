@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from twilio_messaging.aws_json import SECRETS_MANAGER, AwsCallFailed, AwsJsonClient
 from twilio_messaging.errors import ConfigurationError
 from twilio_messaging.settings import aws_environment
 
@@ -128,6 +127,8 @@ class CredentialStore:
         return parse_secret(self._secret_string())
 
     def _secret_string(self) -> str | None:
+        from twilio_messaging.aws_json import SECRETS_MANAGER, AwsCallFailed, AwsJsonClient  # with the first read
+
         client = AwsJsonClient(SECRETS_MANAGER, aws_environment("SECRETS_MANAGER"))
         if client.available:
             try:

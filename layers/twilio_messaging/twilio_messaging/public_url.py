@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 
-from twilio_messaging.aws_json import SSM, AwsJsonClient
 from twilio_messaging.observability import logger
 from twilio_messaging.settings import Settings, aws_environment
 
@@ -39,6 +38,8 @@ def _read_parameter(name: str) -> str:
 
 
 def _parameter(name: str) -> str:
+    from twilio_messaging.aws_json import SSM, AwsJsonClient  # only direct invocations get here
+
     client = AwsJsonClient(SSM, aws_environment("SSM"))
     if client.available:
         return str(client.call("GetParameter", {"Name": name})["Parameter"]["Value"])
