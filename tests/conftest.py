@@ -84,11 +84,17 @@ def twilio(httpserver: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     return httpserver
 
 
-@pytest.fixture
+# Message bodies of the sample events and tests: none may ever reach a log line.
+BODIES = ("Your order #1234 has shipped.", "Maintenance tonight at 22:00 UTC.", "Your verification is complete.")
+
+
+@pytest.fixture(autouse=True)
 def logs() -> Iterator[Any]:
-    """What the functions print to CloudWatch during the test: the Powertools handler's stream."""
+    """What the functions print to CloudWatch during the test (the Powertools handler's stream),
+    checked after every test: no secret and no message body, whatever the test did."""
     import io
 
+    from tests.support import SECRETS
     from twilio_messaging.observability import logger
 
     handler = logger.registered_handler
@@ -96,3 +102,6 @@ def logs() -> Iterator[Any]:
     previous = handler.setStream(buffer)  # type: ignore[attr-defined]
     yield buffer
     handler.setStream(previous)  # type: ignore[attr-defined]
+    output = buffer.getvalue()
+    leaked = [value for value in (*SECRETS, *BODIES) if value in output]
+    assert not leaked, f"logs hold a secret or a message body: {leaked}"

@@ -39,12 +39,6 @@ class Credentials:
         """Auth tokens that may have signed a webhook: primary, then secondary during rotation."""
         return [t for t in (self.auth_token, self.secondary_auth_token) if t]
 
-    @property
-    def secrets(self) -> list[str]:
-        """Every secret value, for tests and log scrubbing."""
-        values = [self.auth_token, self.api_key_secret, self.secondary_auth_token]
-        return [v for v in [*values, *self.webhook_shared_keys.values()] if v]
-
 
 def _string_field(data: dict[str, Any], name: str, *, required: bool = False) -> str:
     value = data.get(name)

@@ -25,10 +25,6 @@ class Settings:
     state_table_name: str = ""
     secret_max_age_seconds: int = 300
 
-    @property
-    def default_sender_configured(self) -> bool:
-        return bool(self.default_from or self.default_messaging_service_sid)
-
 
 def _int_variable(name: str, default: int, minimum: int = 0) -> int:
     raw = os.environ.get(name, "").strip()

@@ -61,7 +61,6 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY = RetryPolicy()
-NO_RETRY = RetryPolicy(max_retries=0)
 
 
 def is_twilio_host(host: str) -> bool:
