@@ -1,0 +1,123 @@
+"""template.yaml as CloudFormation will see it after the SAM transform, for both ApiAuth modes:
+who may call which route, and what each function may do (least privilege)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+ROOT = Path(__file__).resolve().parents[2]
+NO_VALUE = {"Ref": "AWS::NoValue"}
+ROUTES = {
+    ("/messages", "post"),
+    ("/messages", "get"),
+    ("/messages/{sid}", "get"),
+    ("/messages/{sid}", "delete"),
+    ("/phone-numbers", "get"),
+    ("/caller-ids", "get"),
+    ("/twilio-requests", "post"),
+}
+
+
+def resolve_conditions(node: Any, conditions: dict[str, bool]) -> Any:
+    """What AWS::LanguageExtensions does before SAM reads the template: Fn::If on known conditions."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::If"} and node["Fn::If"][0] in conditions:
+            name, when_true, when_false = node["Fn::If"]
+            return resolve_conditions(when_true if conditions[name] else when_false, conditions)
+        resolved = {k: resolve_conditions(v, conditions) for k, v in node.items()}
+        return {k: v for k, v in resolved.items() if v != NO_VALUE}
+    if isinstance(node, list):
+        return [resolve_conditions(v, conditions) for v in node if resolve_conditions(v, conditions) != NO_VALUE]
+    return node
+
+
+def translated(api_auth: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    template = yaml_parse((ROOT / "template.yaml").read_text())
+    template["Transform"] = "AWS::Serverless-2016-10-31"
+    for resource in template["Resources"].values():  # as `sam package` leaves them
+        properties = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if key in properties:
+                properties[key] = "s3://bucket/code.zip"
+    conditions = {
+        "UseIamAuth": api_auth == "IAM",
+        "UseApiKeyAuth": api_auth == "API_KEY",
+        "TracingOn": False,
+        "AnyEventSource": True,
+        "UsePublicBaseUrl": False,
+    }
+    template = resolve_conditions(template, conditions)
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    resources: dict[str, Any] = transform(template, {}, NoManagedPolicies())["Resources"]
+    return resources
+
+
+def security_by_route(resources: dict[str, Any]) -> dict[tuple[str, str], Any]:
+    paths = resources["TwilioApi"]["Properties"]["Body"]["paths"]
+    return {(path, method): spec.get("security") for path, methods in paths.items() for method, spec in methods.items()}
+
+
+def test_every_route_needs_sigv4_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    security = security_by_route(translated("IAM", monkeypatch))
+    assert set(security) == ROUTES
+    assert all(value == [{"AWS_IAM": []}] for value in security.values()), security
+
+
+def test_api_key_mode_needs_a_key_on_every_route_and_creates_a_usage_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    resources = translated("API_KEY", monkeypatch)
+    security = security_by_route(resources)
+    assert set(security) == ROUTES
+    assert all(value == [{"api_key": []}] for value in security.values()), security
+    types = {resource["Type"] for resource in resources.values()}
+    assert {"AWS::ApiGateway::UsagePlan", "AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlanKey"} <= types
+
+
+def statements(resources: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    policies = resources[role]["Properties"].get("Policies", [])
+    return [statement for policy in policies for statement in policy["PolicyDocument"]["Statement"]]
+
+
+@pytest.mark.parametrize("function", ["GetMessageFunction", "ListMessagesFunction", "RawRequestFunction"])
+def test_readers_may_read_the_twilio_secret_and_nothing_else(monkeypatch: pytest.MonkeyPatch, function: str) -> None:
+    resources = translated("IAM", monkeypatch)
+    assert statements(resources, f"{function}Role") == [
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": {"Ref": "TwilioSecretArn"}}
+    ]
+    managed = resources[f"{function}Role"]["Properties"]["ManagedPolicyArns"]
+    assert managed == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]
+
+
+def test_send_may_also_read_its_url_parameter_and_dead_letter_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    resources = translated("IAM", monkeypatch)
+    actions = sorted(statement["Action"] for statement in statements(resources, "SendMessageFunctionRole"))
+    assert actions == ["secretsmanager:GetSecretValue", "sqs:SendMessage", "ssm:GetParameter"]
+
+
+def test_send_message_rule_retries_then_dead_letters(monkeypatch: pytest.MonkeyPatch) -> None:
+    resources = translated("IAM", monkeypatch)
+    rule = resources["SendMessageFunctionSendMessageRule"]["Properties"]
+    assert rule["EventPattern"] == {"detail-type": ["Send Message"]}
+    target = rule["Targets"][0]
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 3
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["SendMessageDeadLetterQueue", "Arn"]}
+
+
+def test_every_function_has_a_log_group_with_retention(monkeypatch: pytest.MonkeyPatch) -> None:
+    resources = translated("IAM", monkeypatch)
+    functions = {name for name, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+    groups = {
+        r["Properties"]["LogGroupName"]["Fn::Sub"].split("${")[1].rstrip("}")
+        for r in resources.values()
+        if r["Type"] == "AWS::Logs::LogGroup" and "RetentionInDays" in r["Properties"]
+    }
+    assert functions == groups
