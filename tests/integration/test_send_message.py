@@ -296,7 +296,7 @@ def test_rotated_secret_is_read_again_after_401(aws: Any, twilio: Any, context: 
 
     reads = []
     original = CredentialStore._read
-    monkeypatch.setattr(CredentialStore, "_read", lambda self: reads.append(1) or original(self))
+    monkeypatch.setattr(CredentialStore, "_read", lambda self, deadline: reads.append(1) or original(self, deadline))
 
     def unauthorized_then_rotate(request: Request) -> Response:
         aws.put_secret_value(SecretId=SECRET_ID, SecretString=json.dumps(credentials(authToken=ROTATED_AUTH_TOKEN)))
@@ -419,3 +419,25 @@ def test_an_unreadable_url_parameter_is_not_read_again_on_every_send(
         assert send(load_event("send_message/step_functions.json"), context)["sid"] == MESSAGE_SID
     assert reads == ["/stack/missing-parameter"]
     assert all(name != "StatusCallback" for name, _ in received_forms(twilio)[0])  # sent without a callback
+
+
+def test_a_slow_secrets_manager_is_given_up_within_the_remaining_time(
+    twilio: Any, context: Any, monkeypatch: Any
+) -> None:
+    """Secrets Manager that does not answer (a loopback endpoint that hangs): the function answers
+    in time, with the error, rather than being killed by Lambda's timeout."""
+    release = threading.Event()
+
+    def hang(request: Request) -> Response:
+        release.wait(5)
+        return Response("{}", 200, content_type="application/x-amz-json-1.1")
+
+    twilio.expect_request("/", method="POST").respond_with_handler(hang)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", twilio.url_for("/").rstrip("/"))
+    context.remaining_ms = 1500
+    answer = send(load_event("send_message/api_gateway.json"), context)
+    release.set()
+    assert answer["statusCode"] == 500
+    assert "could not be read (ReadTimeout)" in json.loads(answer["body"])["error"]["message"]
+    wait_for_requests(twilio, 1)
+    assert [r.headers["X-Amz-Target"] for r, _ in twilio.log] == ["secretsmanager.GetSecretValue"]

@@ -31,7 +31,9 @@ class StubClient:
     """Answers GETs from a dict of URI -> page and records the URIs asked for."""
 
     base_url = "https://api.twilio.com"
-    account_sid = ACCOUNT_SID
+
+    def account_sid(self, deadline: Any = None) -> str:
+        return ACCOUNT_SID
 
     def __init__(self, pages: dict[str, dict[str, Any]]) -> None:
         self.pages = pages

@@ -27,10 +27,10 @@ from twilio_messaging.twilio_client import TwilioClient
 
 
 class StubStore:
-    def get(self) -> Credentials:
+    def get(self, deadline: Any = None) -> Credentials:
         return Credentials(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
 
-    def refresh(self, stale: Credentials | None = None) -> Credentials:
+    def refresh(self, stale: Credentials | None = None, deadline: Any = None) -> Credentials:
         return self.get()
 
 

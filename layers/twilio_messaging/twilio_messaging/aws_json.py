@@ -99,7 +99,9 @@ class AwsJsonClient:
     def available(self) -> bool:
         return bool(self.env.region and self.env.access_key_id and self.env.secret_access_key)
 
-    def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+    def call(
+        self, operation: str, payload: dict[str, Any], timeout: tuple[float, float] | None = None
+    ) -> dict[str, Any]:
         import requests  # already loaded by the Twilio client in every function that gets here
 
         session = self._session or requests
@@ -116,7 +118,7 @@ class AwsJsonClient:
             now=datetime.now(UTC),
         )
         try:
-            response = session.post(self.url + "/", data=body, headers=headers, timeout=TIMEOUT_SECONDS)
+            response = session.post(self.url + "/", data=body, headers=headers, timeout=timeout or TIMEOUT_SECONDS)
         except requests.RequestException as error:
             raise AwsCallFailed(type(error).__name__) from None
         data = _json_object(response.content)

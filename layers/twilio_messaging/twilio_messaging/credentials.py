@@ -11,8 +11,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from twilio_messaging.deadline import Deadline
 from twilio_messaging.errors import ConfigurationError
 from twilio_messaging.settings import aws_environment
+
+SECRET_READ_TIMEOUT_SECONDS = 5.0
 
 ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}\Z")
 API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}\Z")
@@ -102,31 +105,32 @@ class CredentialStore:
         self._read_at = 0.0
         self._client: Any = None
 
-    def get(self) -> Credentials:
+    def get(self, deadline: Deadline | None = None) -> Credentials:
         with self._lock:
             if self._cached is None or time.monotonic() - self._read_at >= self._max_age:
-                self._cached = self._read()
+                self._cached = self._read(deadline)
                 self._read_at = time.monotonic()
             return self._cached
 
-    def refresh(self, stale: Credentials | None = None) -> Credentials:
+    def refresh(self, stale: Credentials | None = None, deadline: Deadline | None = None) -> Credentials:
         """Read the secret again, unless another thread already did since `stale` was handed out."""
         with self._lock:
             if self._cached is None or stale is None or self._cached is stale:
-                self._cached = self._read()
+                self._cached = self._read(deadline)
                 self._read_at = time.monotonic()
             return self._cached
 
-    def _read(self) -> Credentials:
-        return parse_secret(self._secret_string())
+    def _read(self, deadline: Deadline | None) -> Credentials:
+        return parse_secret(self._secret_string(deadline))
 
-    def _secret_string(self) -> str | None:
+    def _secret_string(self, deadline: Deadline | None) -> str | None:
         from twilio_messaging.aws_json import SECRETS_MANAGER, AwsCallFailed, AwsJsonClient  # with the first read
 
         client = AwsJsonClient(SECRETS_MANAGER, aws_environment("SECRETS_MANAGER"))
         if client.available:
             try:
-                return client.call("GetSecretValue", {"SecretId": self._secret_id}).get("SecretString")
+                timeout = deadline.timeouts(SECRET_READ_TIMEOUT_SECONDS) if deadline else None
+                return client.call("GetSecretValue", {"SecretId": self._secret_id}, timeout).get("SecretString")
             except AwsCallFailed as error:
                 raise self._unreadable(error.error_code) from None
         return self._secret_string_with_boto3()

@@ -34,3 +34,9 @@ class Deadline:
 
     def remaining(self) -> float:
         return max(0.0, self.expires_at - time.monotonic())
+
+    def timeouts(self, read_timeout: float, connect_timeout: float = 3.05) -> tuple[float, float]:
+        """Connect and read timeouts for one HTTP call that together fit in the remaining time."""
+        remaining = self.remaining()
+        connect = min(connect_timeout, remaining / 2)
+        return connect, max(0.01, min(read_timeout, remaining - connect))

@@ -310,11 +310,12 @@ def _fetch_page(client: TwilioClient, request: ListRequest, uri: str, deadline: 
 def list_resource(client: TwilioClient, request: ListRequest, deadline: Deadline) -> dict[str, Any]:
     """One answer of at most `limit` records, and the token that continues right after the last."""
     resource = request.resource
+    account_sid = client.account_sid(deadline)
     if request.position is None:
-        first = f"{API_VERSION_PATH}/Accounts/{client.account_sid}{resource.twilio_path}"
+        first = f"{API_VERSION_PATH}/Accounts/{account_sid}{resource.twilio_path}"
         position: PagePosition | None = PagePosition(f"{first}?{urlencode(request.twilio_params())}")
     else:
-        if not _same_account(request.position.uri, client.account_sid):
+        if not _same_account(request.position.uri, account_sid):
             problem = {"field": "pageToken", "problem": "belongs to another Twilio account"}
             raise ValidationError.from_problems([problem])
         position = request.position
@@ -335,7 +336,7 @@ def list_resource(client: TwilioClient, request: ListRequest, deadline: Deadline
         if consumed < len(page):  # `limit` cut this page: continue inside it
             position = PagePosition(position.uri, consumed)
         elif next_uri:
-            if page_uri_problem(next_uri, resource) or not _same_account(next_uri, client.account_sid):
+            if page_uri_problem(next_uri, resource) or not _same_account(next_uri, account_sid):
                 raise TwilioUnavailable("Twilio's next_page_uri does not name a page of the same list")
             position = PagePosition(next_uri)
         else:

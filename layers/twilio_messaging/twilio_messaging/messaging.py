@@ -22,7 +22,7 @@ def send_one(
 ) -> dict[str, Any]:
     resource = client.request_json(
         "POST",
-        client.account_url("/Messages.json"),
+        client.account_url("/Messages.json", deadline),
         data=request.twilio_form(recipient, status_callback),
         deadline=deadline,
         idempotent=False,
@@ -55,7 +55,7 @@ def send_message(
             count_failure(InternalError.code)
             return recipient, InternalError("unexpected error while sending")
 
-    client.credentials.get()  # a configuration error fails the whole batch once, not each recipient
+    client.credentials.get(deadline)  # a configuration error fails the whole batch once, not each recipient
     workers = min(MAX_CONCURRENT_SENDS, len(request.recipients))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
         outcomes = list(pool.map(attempt, request.recipients))
@@ -77,7 +77,7 @@ def check_message_sid(sid: Any) -> str:
 def get_message(client: TwilioClient, sid: str, deadline: Deadline) -> dict[str, Any]:
     resource = client.request_json(
         "GET",
-        client.account_url(f"/Messages/{check_message_sid(sid)}.json"),
+        client.account_url(f"/Messages/{check_message_sid(sid)}.json", deadline),
         deadline=deadline,
         not_found=MessageNotFound,
     )
@@ -87,7 +87,7 @@ def get_message(client: TwilioClient, sid: str, deadline: Deadline) -> dict[str,
 def delete_message(client: TwilioClient, sid: str, deadline: Deadline) -> None:
     client.request(
         "DELETE",
-        client.account_url(f"/Messages/{check_message_sid(sid)}.json"),
+        client.account_url(f"/Messages/{check_message_sid(sid)}.json", deadline),
         deadline=deadline,
         not_found=MessageNotFound,
     )

@@ -388,10 +388,10 @@ def _with_placeholder_sid(text: str, account_sid: str = "AC000000000000000000000
     return text
 
 
-def target_url(client: TwilioClient, request: RawRequest) -> str:
+def target_url(client: TwilioClient, request: RawRequest, deadline: Deadline | None = None) -> str:
     if request.url is not None:
-        return _with_placeholder_sid(request.url, client.account_sid)
-    return client.api_url(_with_placeholder_sid(request.path or "", client.account_sid))
+        return _with_placeholder_sid(request.url, client.account_sid(deadline))
+    return client.api_url(_with_placeholder_sid(request.path or "", client.account_sid(deadline)))
 
 
 def _send_kwargs(request: RawRequest) -> dict[str, Any]:
@@ -427,7 +427,7 @@ def _response_headers(response: Any) -> dict[str, str]:
 
 def execute_raw_request(client: TwilioClient, request: RawRequest, deadline: Deadline) -> dict[str, Any]:
     """Twilio's answer as {statusCode, headers, body}, whatever its status."""
-    url = target_url(client, request)
+    url = target_url(client, request, deadline)
     method, kwargs = request.method, _send_kwargs(request)
     params: Pairs | None = request.query or None
     for hop in range(MAX_REDIRECTS + 1):

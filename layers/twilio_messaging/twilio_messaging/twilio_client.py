@@ -86,16 +86,16 @@ class TwilioClient:
         self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         self._base_origin = _origin(self.base_url)
 
-    @property
-    def account_sid(self) -> str:
-        return self.credentials.get().account_sid
+    def account_sid(self, deadline: Deadline | None = None) -> str:
+        """The account in the secret (read within `deadline` when it is not cached)."""
+        return self.credentials.get(deadline).account_sid
 
     def api_url(self, path: str) -> str:
         """Absolute URL of a 2010-04-01 API path such as `/Accounts/AC…/Messages.json`."""
         return f"{self.base_url}{API_VERSION_PATH}{path}"
 
-    def account_url(self, path: str) -> str:
-        return self.api_url(f"/Accounts/{self.account_sid}{path}")
+    def account_url(self, path: str, deadline: Deadline | None = None) -> str:
+        return self.api_url(f"/Accounts/{self.account_sid(deadline)}{path}")
 
     def may_receive_credentials(self, url: str) -> bool:
         """Only Twilio's hosts over https, or the configured base URL, ever see the credentials."""
@@ -148,7 +148,7 @@ class TwilioClient:
         method = method.upper()
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "DELETE", "OPTIONS")
-        credentials = self.credentials.get()
+        credentials = self.credentials.get(deadline)
         refreshed = False
         failures = 0  # 5xx / network / (retry_on_all_errors) 4xx repeats used
         rate_limited = 0
@@ -168,7 +168,7 @@ class TwilioClient:
                         files=files,
                         headers=dict(headers or {}),
                         auth=credentials.basic_auth,
-                        timeout=_timeouts(timeout or READ_TIMEOUT_SECONDS, remaining),
+                        timeout=deadline.timeouts(timeout or READ_TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS),
                         allow_redirects=False,  # a redirect must never carry credentials elsewhere
                     )
             except self._requests.RequestException as error:
@@ -198,7 +198,7 @@ class TwilioClient:
             if status == 401 and not refreshed:
                 refreshed = True
                 logger.info("Twilio answered 401: reading the secret again")
-                credentials = self.credentials.refresh(credentials)
+                credentials = self.credentials.refresh(credentials, deadline)
                 continue
             if status == 429:
                 wait = parse_retry_after(response.headers.get("Retry-After"))
@@ -241,12 +241,6 @@ class TwilioClient:
             return False
         time.sleep(seconds)
         return True
-
-
-def _timeouts(read_timeout: float, remaining: float) -> tuple[float, float]:
-    """Connect and read timeouts that together fit in the remaining time."""
-    connect = min(CONNECT_TIMEOUT_SECONDS, remaining / 2)
-    return connect, max(0.01, min(read_timeout, remaining - connect))
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
