@@ -441,3 +441,27 @@ def test_a_slow_secrets_manager_is_given_up_within_the_remaining_time(
     assert "could not be read (ReadTimeout)" in json.loads(answer["body"])["error"]["message"]
     wait_for_requests(twilio, 1)
     assert [r.headers["X-Amz-Target"] for r, _ in twilio.log] == ["secretsmanager.GetSecretValue"]
+
+
+def emf_documents(output: str) -> list[dict[str, Any]]:
+    """The CloudWatch embedded-metric documents the function printed."""
+    return [doc for doc in map(json.loads, filter(None, output.splitlines())) if "_aws" in doc]
+
+
+def test_metrics_count_sends_retries_latency_and_failures_by_twilio_code(
+    aws: Any, twilio: Any, context: Any, capsys: Any
+) -> None:
+    twilio.expect_ordered_request(MESSAGES, method="POST").respond_with_json(
+        {"code": 20429, "message": "Too Many Requests", "status": 429}, status=429, headers={"Retry-After": "0"}
+    )
+    twilio.expect_ordered_request(MESSAGES, method="POST").respond_with_json(twilio_message(), status=201)
+    twilio.expect_ordered_request(MESSAGES, method="POST").respond_with_json(REJECTED, status=400)
+    send(load_event("send_message/api_gateway.json"), context)
+    send(load_event("send_message/api_gateway.json"), context)
+    documents = emf_documents(capsys.readouterr().out)
+    assert all(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "TwilioMessagingTest" for doc in documents)
+    sent, failed = [doc for doc in documents if "TwilioLatency" in doc]
+    assert sent["MessagesSent"] == [1.0] and sent["TwilioRetries"] == [1.0] and len(sent["TwilioLatency"]) == 2
+    assert failed["SendFailures"] == [1.0] and "MessagesSent" not in failed
+    by_code = [doc for doc in documents if "SendFailuresByCode" in doc]
+    assert [doc["ErrorCode"] for doc in by_code] == ["21211"]

@@ -33,6 +33,11 @@ def send_one(
     return message
 
 
+def record_failure(error: TwilioMessagingError) -> None:
+    """Failures by code: Twilio's error code when it gave one (21211, 21610, …), else ours."""
+    count_failure(str(error.twilio_code) if error.twilio_code else error.code)
+
+
 def send_message(
     client: TwilioClient, request: SendRequest, deadline: Deadline, default_status_callback: str | None
 ) -> dict[str, Any]:
@@ -41,18 +46,18 @@ def send_message(
         try:
             return send_one(client, request, request.recipients[0], default_status_callback, deadline)
         except TwilioMessagingError as error:
-            count_failure(error.code)
+            record_failure(error)
             raise
 
     def attempt(recipient: str) -> tuple[str, dict[str, Any] | TwilioMessagingError]:
         try:
             return recipient, send_one(client, request, recipient, default_status_callback, deadline)
         except TwilioMessagingError as error:
-            count_failure(error.code)
+            record_failure(error)
             return recipient, error
         except Exception:  # one recipient's bug must not lose the others' answers
             logger.exception("Unexpected error sending to one recipient", extra={"to": recipient})
-            count_failure(InternalError.code)
+            record_failure(InternalError("unexpected"))
             return recipient, InternalError("unexpected error while sending")
 
     client.credentials.get(deadline)  # a configuration error fails the whole batch once, not each recipient
