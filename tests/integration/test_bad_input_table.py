@@ -519,11 +519,11 @@ def raw_case(name: str, payload: Any, *fields: str, bug: str | None = None) -> N
     case(f"raw direct: {name}", "raw_request", payload, *fields, bug=bug)
 
 
-for name, payload in {"null": None, "array": [RAW], "string": "/Accounts.json", "number": 7}.items():
+for name, payload in {"null": None, "array": [RAW], "string": "/Accounts/{AccountSid}/Calls.json", "number": 7}.items():
     case(f"raw direct: payload is {name}", "raw_request", payload, "(body)")
 POST = {"method": "POST", "path": "/Accounts/{AccountSid}/Messages.json"}
 raw_case("empty object", {}, "path")
-raw_case("path and url", {**RAW, "url": "https://api.twilio.com/2010-04-01/Accounts.json"}, "url")
+raw_case("path and url", {**RAW, "url": "https://api.twilio.com/2010-04-01/Accounts/{AccountSid}/Calls.json"}, "url")
 raw_case("unknown field", {**RAW, "body": "x"}, "body")
 raw_case("unknown field with control characters", {**RAW, "\x1b\x07": 1}, "\x1b\x07")
 for field_name in (
@@ -560,13 +560,13 @@ for label, method in {
     raw_case(f"method {label}", {**RAW, "method": method}, "method")
 for label, path in {
     "empty": "",
-    "relative": "Accounts.json",
+    "relative": "Accounts/{AccountSid}/Calls.json",
     "with ..": "/Accounts/../../Calls.json",
     "with %2e%2e": "/Accounts/%2e%2e/x.json",
     "with double-encoded ..": "/Accounts/%252e%252e/x.json",
     "with a backslash": "/Accounts/..\\x.json",
-    "with a fragment": "/Accounts.json#x",
-    "with a newline": "/Accounts.json\n",
+    "with a fragment": "/Accounts/{AccountSid}/Calls.json#x",
+    "with a newline": "/Accounts/{AccountSid}/Calls.json\n",
     "with a NUL": "/Accounts\x00.json",
     "with a space": "/Accounts .json",
     "with a lone surrogate": "/Accounts/" + LONE_SURROGATE + ".json",
@@ -574,11 +574,11 @@ for label, path in {
     raw_case(f"path {label}", {**RAW, "path": path}, "path")
 for label, url in {
     "empty": "",
-    "another host": "https://evil.example.com/2010-04-01/Accounts.json",
+    "another host": "https://evil.example.com/2010-04-01/Accounts/{AccountSid}/Calls.json",
     "a look-alike host": "https://api.twilio.com.evil.example.com/x",
-    "http": "http://api.twilio.com/2010-04-01/Accounts.json",
+    "http": "http://api.twilio.com/2010-04-01/Accounts/{AccountSid}/Calls.json",
     "user information": "https://api.twilio.com@evil.example.com/x",
-    "a fragment": "https://api.twilio.com/2010-04-01/Accounts.json#x",
+    "a fragment": "https://api.twilio.com/2010-04-01/Accounts/{AccountSid}/Calls.json#x",
     "a bad port": "https://api.twilio.com:99999/x",
     "a non-numeric port": "https://api.twilio.com:https/x",
     "a broken IPv6 host": "https://[::1/x",
@@ -586,8 +586,8 @@ for label, url in {
     "a control character": "https://api.twilio.com/x\x7f",
     "a newline in the host": "https://api.twil\nio.com/x",
     "a lone surrogate": "https://api.twilio.com/" + LONE_SURROGATE,
-    "a relative URL": "/2010-04-01/Accounts.json",
-    "no scheme": "api.twilio.com/2010-04-01/Accounts.json",
+    "a relative URL": "/2010-04-01/Accounts/{AccountSid}/Calls.json",
+    "no scheme": "api.twilio.com/2010-04-01/Accounts/{AccountSid}/Calls.json",
     "a file URL": "file:///etc/passwd",
     "huge": "https://api.twilio.com/" + HUGE + "\n",
     "dot segments": "https://api.twilio.com/2010-04-01/../v1/x",

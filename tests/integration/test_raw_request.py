@@ -459,30 +459,33 @@ def test_a_redirect_on_the_same_api_is_followed(aws: Any, twilio: Any, context: 
 # --- refusals -------------------------------------------------------------------------------
 
 REFUSED = [
-    ({"url": "https://evil.com/2010-04-01/Accounts.json"}, "url"),
+    ({"url": "https://evil.com/2010-04-01/Accounts/{AccountSid}/Calls.json"}, "url"),
     ({"url": "https://twilio.com.evil.com/v1/Services"}, "url"),
     ({"url": "https://evil.com#.twilio.com"}, "url"),
     ({"url": "https://evil.com/#.twilio.com"}, "url"),
-    ({"url": "https://api.twilio.com@evil.com/2010-04-01/Accounts.json"}, "url"),
-    ({"url": "https://user:pass@api.twilio.com/2010-04-01/Accounts.json"}, "url"),
-    ({"url": "http://api.twilio.com/2010-04-01/Accounts.json"}, "url"),
+    ({"url": "https://api.twilio.com@evil.com/2010-04-01/Accounts/{AccountSid}/Calls.json"}, "url"),
+    ({"url": "https://user:pass@api.twilio.com/2010-04-01/Accounts/{AccountSid}/Calls.json"}, "url"),
+    ({"url": "http://api.twilio.com/2010-04-01/Accounts/{AccountSid}/Calls.json"}, "url"),
     ({"url": "https://eviltwilio.com/v1/Services"}, "url"),
     ({"url": "https://api.twilio.com\\@evil.com/"}, "url"),
     ({"url": "ftp://api.twilio.com/x"}, "url"),
-    ({"url": "https://api.twilio.com:8443/2010-04-01/Accounts.json"}, "url"),
+    ({"url": "https://api.twilio.com:8443/2010-04-01/Accounts/{AccountSid}/Calls.json"}, "url"),
     ({"path": "/Accounts/../../evil"}, "path"),
     ({"path": "/Accounts/{AccountSid}/%2e%2e/%2E%2E/x"}, "path"),
     ({"path": "/Accounts/%2E%2e/x"}, "path"),
     ({"path": "/Accounts/%252e%252e/x"}, "path"),
     ({"path": "/Accounts/..%2f..%2fx"}, "path"),
-    ({"path": "Accounts.json"}, "path"),
-    ({"path": "/Accounts.json", "headers": {"X-Evil": "a\r\nHost: evil.com"}}, "headers.X-Evil"),
-    ({"path": "/Accounts.json", "headers": {"X-Evil\nHost": "evil.com"}}, "headers.X-Evil<LF>Host"),
-    ({"path": "/Accounts.json", "headers": {"Authorization": "Basic eDp5"}}, "headers.Authorization"),
-    ({"path": "/Accounts.json", "headers": {"host": "evil.com"}}, "headers.host"),
-    ({"path": "/Accounts.json", "headers": {"CONTENT-LENGTH": "0"}}, "headers.CONTENT-LENGTH"),
-    ({"path": "/Accounts.json", "headers": {"X-Padded": " x"}}, "headers.X-Padded"),
-    ({"path": "/Accounts.json", "headers": {"X-Euro": "€"}}, "headers.X-Euro"),
+    ({"path": "Accounts/{AccountSid}/Calls.json"}, "path"),
+    ({"path": "/Accounts/{AccountSid}/Calls.json", "headers": {"X-Evil": "a\r\nHost: evil.com"}}, "headers.X-Evil"),
+    ({"path": "/Accounts/{AccountSid}/Calls.json", "headers": {"X-Evil\nHost": "evil.com"}}, "headers.X-Evil<LF>Host"),
+    (
+        {"path": "/Accounts/{AccountSid}/Calls.json", "headers": {"Authorization": "Basic eDp5"}},
+        "headers.Authorization",
+    ),
+    ({"path": "/Accounts/{AccountSid}/Calls.json", "headers": {"host": "evil.com"}}, "headers.host"),
+    ({"path": "/Accounts/{AccountSid}/Calls.json", "headers": {"CONTENT-LENGTH": "0"}}, "headers.CONTENT-LENGTH"),
+    ({"path": "/Accounts/{AccountSid}/Calls.json", "headers": {"X-Padded": " x"}}, "headers.X-Padded"),
+    ({"path": "/Accounts/{AccountSid}/Calls.json", "headers": {"X-Euro": "€"}}, "headers.X-Euro"),
 ]
 
 
@@ -598,3 +601,97 @@ def test_the_messaging_service_sample_reads_messaging_twilio_com(aws: Any, conte
     assert answer == {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": service}
     assert [(r.method, r.url) for r in transport.sent] == [("GET", url)]
     assert transport.sent[0].headers["Authorization"].startswith("Basic ")
+
+
+# --- credentials never come back ------------------------------------------------------------
+
+SUBACCOUNT = "AC" + "e" * 32
+CREDENTIAL_TARGETS = [
+    {"path": "/Accounts/{AccountSid}.json"},
+    {"path": "/Accounts/$TWILIO_ACCOUNT_SID"},
+    {"path": "/Accounts.json", "query": {"FriendlyName": "x"}},
+    {"path": f"/accounts/{SUBACCOUNT}.XML"},
+    {"path": "/%41ccounts/{AccountSid}.json"},
+    {"method": "POST", "path": "/Accounts/{AccountSid}/Keys.json", "data": {"FriendlyName": "k"}},
+    {"path": "/Accounts/{AccountSid}/SigningKeys.json"},
+    {"path": f"/Accounts/{SUBACCOUNT}/SIP/CredentialLists/CL{'0' * 32}/Credentials.json"},
+    {"url": "https://api.twilio.com/2010-04-01/Accounts/{AccountSid}.json"},
+    {"url": "https://api.dublin.ie1.twilio.com/2010-04-01/Accounts/{AccountSid}/Keys.json"},
+    {"method": "POST", "url": "https://accounts.twilio.com/v1/AuthTokens/Promote"},
+    {"url": "https://accounts.twilio.com/v1/Credentials/AWS"},
+    {"method": "POST", "url": "https://iam.twilio.com/v1/Keys", "data": {"AccountSid": ACCOUNT_SID}},
+]
+
+
+@pytest.mark.parametrize("payload", CREDENTIAL_TARGETS)
+@pytest.mark.parametrize("source", ["api", "direct"])
+def test_resources_that_hold_credentials_are_refused_before_any_request(
+    aws: Any, twilio: Any, context: Any, monkeypatch: Any, payload: dict[str, Any], source: str
+) -> None:
+    sent: list[str] = []
+    monkeypatch.setattr(requests.Session, "request", lambda self, method, url, **kw: sent.append(url))
+    field = "url" if "url" in payload else "path"
+
+    if source == "api":
+        status, body = run_api(payload, context)
+        assert status == 400
+        details = body["error"]["details"]
+    else:
+        with pytest.raises(Exception) as raised:
+            run(payload, context)
+        assert type(raised.value).__name__ == "ValidationError"
+        details = json.loads(str(raised.value))["details"]
+    assert [d["field"] for d in details] == [field]
+    assert "holds Twilio credentials" in details[0]["problem"]
+    assert twilio.log == [] and sent == []
+
+
+def test_a_redirect_to_a_resource_that_holds_credentials_is_not_followed(aws: Any, twilio: Any, context: Any) -> None:
+    twilio.expect_request(f"{ACCOUNT}/Old.json").respond_with_data(
+        "", status=302, headers={"Location": f"{ACCOUNT}.json"}
+    )
+
+    answer = run({"path": "/Accounts/{AccountSid}/Old.json"}, context)
+
+    assert answer["statusCode"] == 302
+    assert len(twilio.log) == 1
+
+
+LEAKY = {
+    "sid": "CA1",
+    "auth_token": "leaked-auth-token",
+    "account": {"AuthToken": "leaked-nested", "friendly_name": "Shop"},
+    "keys": [{"sid": "SK1", "SECRET": "leaked-secret"}],
+    "signing_key": "leaked-signing-key",
+    "password": "leaked-password",
+    "secondary_auth_token": "leaked-secondary",
+}
+LEAKY_XML = (
+    "<TwilioResponse><Call><Sid>CA1</Sid><AuthToken>leaked-auth-token</AuthToken>"
+    "<Password>leaked-password</Password></Call></TwilioResponse>"
+)
+
+
+@pytest.mark.parametrize("response_type", ["json", "text", "binary"])
+@pytest.mark.parametrize("answer_shape", ["json", "xml"])
+@pytest.mark.parametrize("source", ["api", "direct"])
+def test_credential_values_in_any_answer_are_redacted(
+    aws: Any, twilio: Any, context: Any, response_type: str, answer_shape: str, source: str
+) -> None:
+    body = json.dumps(LEAKY) if answer_shape == "json" else LEAKY_XML
+    content_type = "application/json" if answer_shape == "json" else "application/xml"
+    twilio.expect_request(f"{ACCOUNT}/Calls/CA1.json").respond_with_data(body, content_type=content_type)
+    payload = {"path": "/Accounts/{AccountSid}/Calls/CA1.json", "responseType": response_type}
+
+    if source == "api":
+        status, envelope = run_api(payload, context)
+        assert status == 200
+    else:
+        envelope = run(payload, context)
+
+    seen = envelope["body"]
+    text = base64.b64decode(seen).decode() if response_type == "binary" else json.dumps(seen)
+    assert "leaked" not in text, text
+    assert "[redacted]" in text and "CA1" in text
+    if response_type == "json" and answer_shape == "json":
+        assert seen["account"] == {"AuthToken": "[redacted]", "friendly_name": "Shop"}

@@ -30,8 +30,8 @@ class StubStore:
     def get(self, deadline: Any = None) -> Credentials:
         return Credentials(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
 
-    def refresh(self, stale: Credentials | None = None, deadline: Any = None) -> Credentials:
-        return self.get()
+    def reread_after_rejection(self, stale: Credentials, deadline: Any = None) -> Credentials | None:
+        return None
 
 
 class RecordingTransport(BaseAdapter):
@@ -86,10 +86,9 @@ def basic_auth() -> str:
 @pytest.mark.parametrize(
     "url",
     [
-        "https://api.twilio.com/2010-04-01/Accounts.json",
+        "https://api.twilio.com/2010-04-01/Accounts/{AccountSid}/Calls.json",
         "https://messaging.twilio.com/v1/Services",
-        "https://api.dublin.ie1.twilio.com/2010-04-01/Accounts.json",
-        "https://twilio.com/x",
+        "https://api.dublin.ie1.twilio.com/2010-04-01/Accounts/{AccountSid}/Calls.json",
         "https://API.TWILIO.COM/x",
     ],
 )
@@ -117,8 +116,18 @@ def test_twilio_https_urls_are_accepted(url: str) -> None:
         "https://xn--twilio-.com/",
         "https://api.twilio.com\u3002evil.com/",
         "//api.twilio.com/x",
-        "/2010-04-01/Accounts.json",
+        "/2010-04-01/Accounts/{AccountSid}/Calls.json",
         "javascript:alert(1)",
+        # twilio.com hosts that are not REST APIs never see the credentials
+        "https://twilio.com/x",
+        "https://www.twilio.com/console",
+        "https://status.twilio.com/api/v2/summary.json",
+        "https://support.twilio.com/hc",
+        "https://example.sip.twilio.com/x",
+        "https://api.sip.twilio.com/x",
+        "https://console.twilio.com/x",
+        "https://demo.twilio.com/owl.png",
+        "https://media.twiliocdn.com/x",
     ],
 )
 def test_other_urls_are_refused(url: str) -> None:
@@ -134,7 +143,9 @@ def test_paths_that_may_leave_the_api_root_are_refused(path: str) -> None:
     assert path_problem(path) is not None
 
 
-@pytest.mark.parametrize("path", ["/Accounts.json", "/Accounts/{AccountSid}/Messages.json?PageSize=5", "/a..b/c.json"])
+@pytest.mark.parametrize(
+    "path", ["/Accounts/{AccountSid}/Calls.json", "/Accounts/{AccountSid}/Messages.json?PageSize=5", "/a..b/c.json"]
+)
 def test_ordinary_paths_are_accepted(path: str) -> None:
     assert path_problem(path) is None
 
@@ -149,7 +160,7 @@ def test_the_configured_base_may_use_http() -> None:
 
 
 def test_defaults() -> None:
-    request = parse({"path": "/Accounts.json"})
+    request = parse({"path": "/Accounts/{AccountSid}/Calls.json"})
 
     assert (request.method, request.response_type, request.timeout) == ("GET", "json", 10.0)
     assert (request.retry.max_retries, request.retry.max_rate_limit_retries) == (0, 3)  # 429 is always waited out
@@ -223,11 +234,11 @@ def test_placeholders_are_replaced_in_path_and_url() -> None:
     client, _ = client_with({})
     by_path = parse_raw_request({"path": "/Accounts/$TWILIO_ACCOUNT_SID/X.json"}, client.may_receive_credentials)
     by_url = parse_raw_request(
-        {"url": "https://api.twilio.com/2010-04-01/Accounts/{AccountSid}.json"}, client.may_receive_credentials
+        {"url": "https://api.twilio.com/2010-04-01/Accounts/{AccountSid}/Y.json"}, client.may_receive_credentials
     )
 
     assert target_url(client, by_path) == f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/X.json"
-    assert target_url(client, by_url) == f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}.json"
+    assert target_url(client, by_url) == f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Y.json"
 
 
 # --- execution ------------------------------------------------------------------------------

@@ -494,7 +494,7 @@ def test_a_lone_surrogate_anywhere_in_a_raw_request_is_a_problem_of_its_field(fi
         "files": [{"field": "f", "filename": surrogate, "contentBase64": ""}],
         "retry": {surrogate: 1},
     }
-    payload: dict[str, Any] = {"method": "POST", "path": "/Accounts.json"}
+    payload: dict[str, Any] = {"method": "POST", "path": "/Accounts/{AccountSid}/Calls.json"}
     payload[field] = containers.get(field, surrogate)
     if field == "url":
         payload.pop("path")

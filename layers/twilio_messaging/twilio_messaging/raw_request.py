@@ -13,11 +13,19 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
+from twilio_messaging.credential_guard import (
+    REFUSED_PROBLEM,
+    fully_decoded,
+    redact_bytes,
+    redact_text,
+    redact_value,
+    refuses,
+)
 from twilio_messaging.deadline import Deadline
 from twilio_messaging.observability import count, logger
-from twilio_messaging.twilio_client import RetryPolicy, TwilioClient
+from twilio_messaging.twilio_client import API_VERSION_PATH, RetryPolicy, TwilioClient
 from twilio_messaging.validation import (
     Problems,
     check_text,
@@ -128,23 +136,13 @@ class RawRequest:
 # --- target checks --------------------------------------------------------------------------
 
 
-def _fully_decoded(text: str) -> str:
-    """`text` percent-decoded until stable, so %252e%252e is seen as the `..` it may become."""
-    for _ in range(5):
-        decoded = unquote(text)
-        if decoded == text:
-            break
-        text = decoded
-    return text
-
-
 def path_problem(path: str) -> str | None:
     """Why a path may reach outside the resource it names, or None."""
     if has_space_or_control(path):
         return "must not contain whitespace or control characters"
     if "#" in path:
         return "must not contain a fragment (#)"
-    decoded = _fully_decoded(path.split("?", 1)[0])
+    decoded = fully_decoded(path.split("?", 1)[0])
     if "\\" in decoded:
         return "must not contain backslashes"
     if any(segment in (".", "..") for segment in decoded.split("/")):
@@ -172,8 +170,8 @@ def url_problem(url: str, may_receive_credentials: Any) -> str | None:
     if not may_receive_credentials(url):
         if parts.scheme != "https":
             return "must use https"
-        return "must be on twilio.com or one of its subdomains (or the configured API base URL)"
-    return path_problem(parts.path)
+        return "must be on one of Twilio's REST API hosts, such as api.twilio.com or messaging.twilio.com"
+    return path_problem(parts.path) or (REFUSED_PROBLEM if refuses(url) else None)
 
 
 # --- field parsing --------------------------------------------------------------------------
@@ -340,6 +338,8 @@ def parse_raw_request(payload: Any, may_receive_credentials: Any) -> RawRequest:
             problems.add("path", "must be a string starting with /, relative to the 2010-04-01 API root")
         elif problem := path_problem(path):
             problems.add("path", problem)
+        elif refuses(API_VERSION_PATH + _with_placeholder_sid(path)):
+            problems.add("path", REFUSED_PROBLEM)
     elif not isinstance(url, str):
         problems.add("url", f"must be a string, not {type_name(url)}")
     elif problem := url_problem(_with_placeholder_sid(url), may_receive_credentials):
@@ -409,16 +409,17 @@ def _send_kwargs(request: RawRequest) -> dict[str, Any]:
 
 
 def _response_body(response: Any, response_type: ResponseType) -> Any:
+    """The answer's body as the caller asked for it, every credential value in it redacted."""
     if response_type == "binary":
-        return base64.b64encode(response.content).decode("ascii")
+        return base64.b64encode(redact_bytes(response.content)).decode("ascii")
     if response_type == "text":
-        return response.text
+        return redact_text(response.text)
     if not response.content:
         return None
     try:
-        return response.json()
+        return redact_value(response.json())
     except ValueError:
-        return response.text  # not JSON (an XML or HTML error page): still the caller's to see
+        return redact_text(response.text)  # not JSON (an XML or HTML error page): still the caller's to see
 
 
 def _response_headers(response: Any) -> dict[str, str]:
