@@ -303,6 +303,7 @@ def test_rotated_secret_is_read_again_after_401(aws: Any, twilio: Any, context: 
     reads = []
     original = CredentialStore._read
     monkeypatch.setattr(CredentialStore, "_read", lambda self, deadline: reads.append(1) or original(self, deadline))
+    monkeypatch.setattr(CredentialStore, "reread_interval", 0.0)  # as if the secret was read a minute ago
 
     def unauthorized_then_rotate(request: Request) -> Response:
         aws.put_secret_value(SecretId=SECRET_ID, SecretString=json.dumps(credentials(authToken=ROTATED_AUTH_TOKEN)))
@@ -318,7 +319,12 @@ def test_rotated_secret_is_read_again_after_401(aws: Any, twilio: Any, context: 
     assert len(reads) == 2
 
 
-def test_credentials_twilio_keeps_refusing_are_a_configuration_error(aws: Any, twilio: Any, context: Any) -> None:
+def test_credentials_twilio_keeps_refusing_are_a_configuration_error(
+    aws: Any, twilio: Any, context: Any, monkeypatch: Any
+) -> None:
+    from twilio_messaging.credentials import CredentialStore
+
+    monkeypatch.setattr(CredentialStore, "reread_interval", 0.0)
     twilio.expect_request(MESSAGES, method="POST").respond_with_json(
         {"code": 20003, "message": "Authenticate", "status": 401}, status=401
     )
@@ -327,6 +333,43 @@ def test_credentials_twilio_keeps_refusing_are_a_configuration_error(aws: Any, t
     error = json.loads(answer["body"])["error"]
     assert error["code"] == "CONFIGURATION_ERROR" and error["twilioCode"] == 20003
     assert len(twilio.log) == 2  # once, then once more with the secret read again
+
+
+def test_401s_read_the_secret_again_at_most_once_a_minute(
+    aws: Any, twilio: Any, context: Any, monkeypatch: Any
+) -> None:
+    """A host that always answers 401 (a raw request can choose one) costs no Secrets Manager
+    read per call: the secret is read again only when the one in hand is a minute old."""
+    from twilio_messaging.credentials import CredentialStore
+
+    reads = []
+    original = CredentialStore._read
+    monkeypatch.setattr(CredentialStore, "_read", lambda self, deadline: reads.append(1) or original(self, deadline))
+    twilio.expect_request(MESSAGES, method="POST").respond_with_json(
+        {"code": 20003, "message": "Authenticate", "status": 401}, status=401
+    )
+    for _ in range(20):
+        assert send(load_event("send_message/api_gateway.json"), context)["statusCode"] == 500
+    assert len(reads) == 1
+    assert len(twilio.log) == 20
+
+    monkeypatch.setattr(CredentialStore, "reread_interval", 0.0)  # a minute later
+    send(load_event("send_message/api_gateway.json"), context)
+    assert len(reads) == 2 and len(twilio.log) == 22
+
+
+def test_a_secret_another_call_read_since_is_used_without_reading_again(aws: Any, context: Any) -> None:
+    from twilio_messaging.credentials import CredentialStore
+
+    store = CredentialStore(SECRET_ID, 300)
+    first = store.get()
+    aws.put_secret_value(SecretId=SECRET_ID, SecretString=json.dumps(credentials(authToken=ROTATED_AUTH_TOKEN)))
+    store.reread_interval = 0.0
+    second = store.reread_after_rejection(first)  # read again: the one rejected was in hand
+    assert second is not None and second.auth_token == ROTATED_AUTH_TOKEN
+    store.reread_interval = 60.0
+    assert store.reread_after_rejection(first) is second  # another call has read it since: no read
+    assert store.reread_after_rejection(second) is None  # recent: no read, no repeat
 
 
 @pytest.mark.parametrize(

@@ -259,13 +259,13 @@ def test_json_webhook_with_body_hash(bus: Bus) -> None:
 
 
 def test_rotated_token_is_read_again_when_the_cached_one_is_old(bus: Bus, aws: Any, monkeypatch: Any) -> None:
-    from twilio_messaging import webhooks
+    from twilio_messaging.credentials import CredentialStore
 
     assert call(webhook_event(status_params("sent"), idempotency_token="1"))["statusCode"] == 200
     aws.put_secret_value(SecretId=SECRET_ID, SecretString=json.dumps(credentials(authToken=ROTATED_AUTH_TOKEN)))
     rotated = webhook_event(status_params("delivered"), token=ROTATED_AUTH_TOKEN, idempotency_token="2")
     assert call(rotated)["statusCode"] == 403  # the cache is fresh: no re-read for a failure
-    monkeypatch.setattr(webhooks, "SECRET_REREAD_SECONDS", 0.0)
+    monkeypatch.setattr(CredentialStore, "reread_interval", 0.0)
     assert call(rotated)["statusCode"] == 200
 
 

@@ -3,6 +3,8 @@ who may call which route, and what each function may do (least privilege)."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,13 @@ ROUTES = {
     ("/caller-ids", "get"),
     ("/twilio-requests", "post"),
 }
+# The example state machine's ARN, as the functions' policies build it from its fixed name.
+EXAMPLE_STATE_MACHINE_ARN = (
+    "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-send-and-wait"
+)
+TASK_COMPLETION = ["states:SendTaskSuccess", "states:SendTaskFailure"]
+# The dedicated send bus's ARN, as its own policy builds it from its name.
+SEND_BUS_ARN = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${AWS::StackName}-send-message"
 
 
 def resolve_conditions(node: Any, conditions: dict[str, bool]) -> Any:
@@ -36,23 +45,49 @@ def resolve_conditions(node: Any, conditions: dict[str, bool]) -> Any:
     return node
 
 
-def translated(api_auth: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+# Every condition of the template but the ApiAuth ones, as the parameters' defaults make them.
+DEFAULT_CONDITIONS = {
+    "TracingOn": False,
+    "AnyEventSource": True,
+    "UsePublicBaseUrl": False,
+    "UseDedicatedSendBus": False,
+    "RestrictSendBusPrincipals": False,
+    "HasTaskTokenStateMachines": False,
+    "CreateLoggingRole": False,
+}
+
+
+def template_source() -> dict[str, Any]:
+    source: dict[str, Any] = yaml_parse((ROOT / "template.yaml").read_text())
+    return source
+
+
+def translated(api_auth: str, monkeypatch: pytest.MonkeyPatch, **overrides: bool) -> dict[str, Any]:
+    """The resources CloudFormation would create, for the ApiAuth mode and the conditions given
+    (the others as the parameters' defaults make them)."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    template = yaml_parse((ROOT / "template.yaml").read_text())
+    template = template_source()
     template["Transform"] = "AWS::Serverless-2016-10-31"
     for resource in template["Resources"].values():  # as `sam package` leaves them
         properties = resource.get("Properties", {})
         for key in ("CodeUri", "ContentUri", "DefinitionUri"):
             if key in properties:
                 properties[key] = "s3://bucket/code.zip"
+    assert set(overrides) <= set(DEFAULT_CONDITIONS), overrides
     conditions = {
         "UseIamAuth": api_auth == "IAM",
         "UseApiKeyAuth": api_auth == "API_KEY",
-        "TracingOn": False,
-        "AnyEventSource": True,
-        "UsePublicBaseUrl": False,
+        **DEFAULT_CONDITIONS,
+        **overrides,
     }
+    assert set(template["Conditions"]) == set(conditions), "a condition this test does not resolve"
     template = resolve_conditions(template, conditions)
+    # Resources of a false condition are not created.
+    template["Resources"] = {
+        name: resource
+        for name, resource in template["Resources"].items()
+        if conditions.get(resource.get("Condition", ""), True)
+    }
 
     class NoManagedPolicies:
         def load(self) -> dict[str, str]:
@@ -127,9 +162,7 @@ def test_webhook_may_use_the_table_the_bus_and_task_completion_only(monkeypatch:
         "events:PutEvents": {
             "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
         },
-        "['states:SendTaskSuccess', 'states:SendTaskFailure']": {
-            "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:*"
-        },
+        "['states:SendTaskSuccess', 'states:SendTaskFailure']": {"Fn::Sub": EXAMPLE_STATE_MACHINE_ARN},
     }
     variables = resources["WebhookFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["STATE_TABLE_NAME"] == {"Ref": "StateTable"}
@@ -167,7 +200,7 @@ def test_example_state_machine_waits_for_the_task_token_and_handles_the_error_ty
 def test_send_message_rule_retries_then_dead_letters(monkeypatch: pytest.MonkeyPatch) -> None:
     resources = translated("IAM", monkeypatch)
     rule = resources["SendMessageFunctionSendMessageRule"]["Properties"]
-    assert rule["EventPattern"] == {"detail-type": ["Send Message"]}
+    assert rule["EventPattern"] == {"account": [{"Ref": "AWS::AccountId"}], "detail-type": ["Send Message"]}
     target = rule["Targets"][0]
     assert target["RetryPolicy"]["MaximumRetryAttempts"] == 3
     assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["SendMessageDeadLetterQueue", "Arn"]}
@@ -190,9 +223,270 @@ def test_send_retries_asynchronous_events_safely_and_takes_its_concurrency(monke
 def test_every_function_has_a_log_group_with_retention(monkeypatch: pytest.MonkeyPatch) -> None:
     resources = translated("IAM", monkeypatch)
     functions = {name for name, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
-    groups = {
-        r["Properties"]["LogGroupName"]["Fn::Sub"].split("${")[1].rstrip("}")
-        for r in resources.values()
-        if r["Type"] == "AWS::Logs::LogGroup" and "RetentionInDays" in r["Properties"]
+    log_groups = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert all(group["RetentionInDays"] == {"Ref": "LogRetentionDays"} for group in log_groups)
+    lambda_groups = {
+        group["LogGroupName"]["Fn::Sub"].removeprefix("/aws/lambda/${").removesuffix("}")
+        for group in log_groups
+        if group["LogGroupName"]["Fn::Sub"].startswith("/aws/lambda/")
     }
-    assert functions == groups
+    assert functions == lambda_groups
+
+
+# --- Dependencies between resources, as CloudFormation derives them -------------------------------
+
+
+def references(node: Any) -> set[str]:
+    """Names that Ref, Fn::GetAtt and Fn::Sub in `node` refer to (resources, parameters, pseudo
+    parameters)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        if isinstance(node.get("Ref"), str):
+            found.add(node["Ref"])
+        if "Fn::GetAtt" in node:
+            target = node["Fn::GetAtt"]
+            found.add(target[0] if isinstance(target, list) else target.split(".")[0])
+        if "Fn::Sub" in node:
+            text = node["Fn::Sub"] if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"][0]
+            found |= {name.split(".")[0] for name in re.findall(r"\$\{([^}!][^}]*)\}", text)}
+        for value in node.values():
+            found |= references(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= references(value)
+    return found
+
+
+def dependency_graph(resources: dict[str, Any]) -> dict[str, set[str]]:
+    graph = {}
+    for name, resource in resources.items():
+        depends_on = resource.get("DependsOn", [])
+        explicit = {depends_on} if isinstance(depends_on, str) else set(depends_on)
+        graph[name] = (references(resource.get("Properties", {})) | explicit) & set(resources)
+    return graph
+
+
+def created_before(resources: dict[str, Any], name: str) -> set[str]:
+    """Every resource CloudFormation creates before `name` (what it depends on, transitively)."""
+    graph = dependency_graph(resources)
+    seen: set[str] = set()
+    pending = list(graph[name])
+    while pending:
+        current = pending.pop()
+        if current not in seen:
+            seen.add(current)
+            pending.extend(graph[current])
+    return seen
+
+
+ALL_CONDITIONS_TRUE = {name: True for name in DEFAULT_CONDITIONS}
+
+
+@pytest.mark.parametrize("conditions", [{}, ALL_CONDITIONS_TRUE], ids=["defaults", "every-option-on"])
+@pytest.mark.parametrize("api_auth", ["IAM", "API_KEY"])
+def test_no_resource_depends_on_itself(
+    monkeypatch: pytest.MonkeyPatch, api_auth: str, conditions: dict[str, bool]
+) -> None:
+    """CloudFormation refuses a template with a circular dependency."""
+    resources = translated(api_auth, monkeypatch, **conditions)
+    assert all(name not in created_before(resources, name) for name in resources)
+
+
+# --- Completing .waitForTaskToken tasks: only this stack's state machine, and those listed -------
+
+
+def task_completion_resources(resources: dict[str, Any], role: str) -> list[Any]:
+    """The Resource of each statement of `role` that allows a states: action."""
+    found = [s for s in statements(resources, role) if "states:" in str(s["Action"])]
+    assert all(s["Action"] == TASK_COMPLETION for s in found)
+    return [s["Resource"] for s in found]
+
+
+@pytest.mark.parametrize("role", ["SendMessageFunctionRole", "WebhookFunctionRole"])
+def test_tasks_of_other_state_machines_cannot_be_completed(monkeypatch: pytest.MonkeyPatch, role: str) -> None:
+    """The confused deputy: whoever calls the send chooses the task token it carries. Allowed on
+    stateMachine:*, the functions would complete, for that caller, a task of any workflow of the
+    account."""
+    resources = translated("IAM", monkeypatch)
+    assert task_completion_resources(resources, role) == [{"Fn::Sub": EXAMPLE_STATE_MACHINE_ARN}]
+    machine = resources["SendAndWaitForDeliveryStateMachine"]["Properties"]
+    # The ARN the policies name is the example machine's: its fixed name, within 80 characters
+    # for every stack name up to 66.
+    name = machine["StateMachineName"]["Fn::Sub"]
+    assert EXAMPLE_STATE_MACHINE_ARN.endswith(":stateMachine:" + name)
+    assert len(name.replace("${AWS::StackName}", "s" * 66)) <= 80
+    assert re.fullmatch(r"\$\{AWS::StackName\}[A-Za-z0-9_-]+", name), "CloudWatch-safe characters only"
+
+
+@pytest.mark.parametrize("role", ["SendMessageFunctionRole", "WebhookFunctionRole"])
+def test_listed_state_machines_may_wait_on_sends_too(monkeypatch: pytest.MonkeyPatch, role: str) -> None:
+    resources = translated("IAM", monkeypatch, HasTaskTokenStateMachines=True)
+    assert task_completion_resources(resources, role) == [
+        {"Fn::Sub": EXAMPLE_STATE_MACHINE_ARN},
+        {"Ref": "TaskTokenStateMachineArns"},
+    ]
+
+
+def test_an_empty_state_machine_list_adds_no_statement(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TaskTokenStateMachineArns' default is [""]: an empty ARN must not reach a policy."""
+    parameter = template_source()["Parameters"]["TaskTokenStateMachineArns"]
+    assert parameter["Type"] == "CommaDelimitedList"
+    assert parameter["Default"] == ""
+    condition = template_source()["Conditions"]["HasTaskTokenStateMachines"]
+    assert condition == {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "TaskTokenStateMachineArns"}]}, ""]}]}
+    resources = translated("IAM", monkeypatch, HasTaskTokenStateMachines=False)
+    for role in ("SendMessageFunctionRole", "WebhookFunctionRole"):
+        assert {"Ref": "TaskTokenStateMachineArns"} not in task_completion_resources(resources, role)
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.fullmatch("arn:aws:states:us-east-1:123456789012:stateMachine:orders")
+    assert pattern.fullmatch("")
+    assert not pattern.fullmatch("*")
+    assert not pattern.fullmatch("arn:aws:states:us-east-1:123456789012:activity:orders")
+
+
+# --- Who can request a send through EventBridge -------------------------------------------------
+
+
+def test_send_rule_matches_only_this_accounts_events_on_the_default_bus(monkeypatch: pytest.MonkeyPatch) -> None:
+    resources = translated("IAM", monkeypatch)
+    rule = resources["SendMessageFunctionSendMessageRule"]["Properties"]
+    assert rule["EventPattern"]["account"] == [{"Ref": "AWS::AccountId"}]
+    assert "EventBusName" not in rule, "the default bus"
+    assert not [r for r in resources.values() if r["Type"] == "AWS::Events::EventBus"]
+    description = template_source()["Parameters"]["SendMessageEventSources"]["Description"]
+    assert "not an authorization" in description
+
+
+def send_bus_policy(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    bus = resources["SendMessageEventBus"]
+    assert bus["Type"] == "AWS::Events::EventBus"
+    assert bus["Properties"]["Name"] == {"Fn::Sub": SEND_BUS_ARN.rsplit("/", 1)[1]}
+    return {statement["Sid"]: statement for statement in bus["Properties"]["Policy"]["Statement"]}
+
+
+def test_dedicated_send_bus_takes_the_rule_and_denies_other_accounts(monkeypatch: pytest.MonkeyPatch) -> None:
+    resources = translated("IAM", monkeypatch, UseDedicatedSendBus=True)
+    rule = resources["SendMessageFunctionSendMessageRule"]["Properties"]
+    assert rule["EventBusName"] == {"Ref": "SendMessageEventBus"}
+    assert rule["EventPattern"]["account"] == [{"Ref": "AWS::AccountId"}]
+    policy = send_bus_policy(resources)
+    assert policy == {
+        "DenyOtherAccounts": {
+            "Sid": "DenyOtherAccounts",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "events:PutEvents",
+            "Resource": {"Fn::Sub": SEND_BUS_ARN},
+            "Condition": {"StringNotEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}},
+        }
+    }, "no principal list: any principal of this account that IAM allows"
+    # The dead-letter queue still admits the rule's failures, and Lambda the rule's invocations.
+    queue_policy = resources["SendMessageDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    rule_arn = {"Fn::GetAtt": ["SendMessageFunctionSendMessageRule", "Arn"]}
+    assert queue_policy["Condition"]["ArnEquals"]["aws:SourceArn"] == rule_arn
+    permission = resources["SendMessageFunctionSendMessageRulePermission"]["Properties"]
+    assert permission["SourceArn"] == rule_arn
+
+
+def test_listed_principals_are_the_only_ones_that_can_put_on_the_send_bus(monkeypatch: pytest.MonkeyPatch) -> None:
+    resources = translated("IAM", monkeypatch, UseDedicatedSendBus=True, RestrictSendBusPrincipals=True)
+    policy = send_bus_policy(resources)
+    assert set(policy) == {"DenyOtherAccounts", "DenyUnlistedPrincipals"}
+    # A Deny binds this account's principals too, whatever their own policies allow; a request
+    # without the key (no signed principal) is denied as well.
+    assert policy["DenyUnlistedPrincipals"] == {
+        "Sid": "DenyUnlistedPrincipals",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "events:PutEvents",
+        "Resource": {"Fn::Sub": SEND_BUS_ARN},
+        "Condition": {"ArnNotLike": {"aws:PrincipalArn": {"Ref": "SendMessageBusPrincipalArns"}}},
+    }
+    pattern = re.compile(template_source()["Parameters"]["SendMessageBusPrincipalArns"]["AllowedPattern"])
+    assert pattern.fullmatch("arn:aws:iam::123456789012:role/orders-service")
+    assert pattern.fullmatch("arn:aws:iam::123456789012:role/orders-*")
+    assert pattern.fullmatch("")
+    assert not pattern.fullmatch("*")
+    assert not pattern.fullmatch("123456789012")
+    conditions = template_source()["Conditions"]
+    assert conditions["RestrictSendBusPrincipals"] == {
+        "Fn::And": [
+            {"Condition": "UseDedicatedSendBus"},
+            {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "SendMessageBusPrincipalArns"}]}, ""]}]},
+        ]
+    }
+
+
+def test_the_send_bus_is_an_output() -> None:
+    outputs = template_source()["Outputs"]
+    assert outputs["SendMessageEventBusName"]["Value"] == {
+        "Fn::If": ["UseDedicatedSendBus", {"Ref": "SendMessageEventBus"}, "default"]
+    }
+    assert outputs["SendMessageEventBusArn"]["Value"]["Fn::If"][:2] == [
+        "UseDedicatedSendBus",
+        {"Fn::GetAtt": ["SendMessageEventBus", "Arn"]},
+    ]
+
+
+# --- API Gateway access logs ----------------------------------------------------------------------
+
+
+def api_stage(resources: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    (stage,) = [(name, r) for name, r in resources.items() if r["Type"] == "AWS::ApiGateway::Stage"]
+    return stage
+
+
+@pytest.mark.parametrize("api_auth", ["IAM", "API_KEY"])
+def test_the_stage_writes_a_json_access_log_line_per_request(monkeypatch: pytest.MonkeyPatch, api_auth: str) -> None:
+    resources = translated(api_auth, monkeypatch)
+    _, stage = api_stage(resources)
+    setting = stage["Properties"]["AccessLogSetting"]
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["TwilioApiAccessLogGroup", "Arn"]}
+    line = json.loads(setting["Format"])  # JSON, one object per request
+    assert {
+        "$context.requestId",
+        "$context.identity.userArn",
+        "$context.identity.caller",
+        "$context.identity.apiKeyId",
+        "$context.identity.sourceIp",
+        "$context.resourcePath",
+        "$context.httpMethod",
+        "$context.status",
+        "$context.responseLatency",
+        "$context.integrationLatency",
+    } <= set(line.values())
+    assert all(value.startswith("$context.") for value in line.values()), "access logs take nothing else"
+    group = resources["TwilioApiAccessLogGroup"]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_no_logging_role_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    resources = translated("IAM", monkeypatch)
+    assert not {"ApiGatewayCloudWatchRole", "ApiGatewayAccount"} & set(resources)
+    assert not [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Account"]
+    assert "ApiGatewayAccount" not in references(resources), "a reference to a resource that is not created"
+    parameter = template_source()["Parameters"]["CreateApiGatewayLoggingRole"]
+    assert parameter["Default"] == "false"
+
+
+@pytest.mark.parametrize("api_auth", ["IAM", "API_KEY"])
+def test_the_logging_role_is_set_before_the_stage_is_created(monkeypatch: pytest.MonkeyPatch, api_auth: str) -> None:
+    """A stage that writes access logs fails to create while the account settings name no
+    CloudWatch role: the stage must wait for the ApiGateway::Account that names it."""
+    resources = translated(api_auth, monkeypatch, CreateLoggingRole=True)
+    role = resources["ApiGatewayCloudWatchRole"]
+    assert role["Type"] == "AWS::IAM::Role"
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+        {"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ]
+    assert role["Properties"]["ManagedPolicyArns"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"}
+    ]
+    assert role.get("Policies") is None
+    assert role["DeletionPolicy"] == "Retain", "the region's setting keeps naming it after the stack is gone"
+    account = resources["ApiGatewayAccount"]
+    assert account["Type"] == "AWS::ApiGateway::Account"
+    assert account["Properties"] == {"CloudWatchRoleArn": {"Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]}}
+    stage_name, _ = api_stage(resources)
+    assert "ApiGatewayAccount" in created_before(resources, stage_name)

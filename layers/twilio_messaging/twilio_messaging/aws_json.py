@@ -20,11 +20,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from twilio_messaging.deadline import Deadline
+from twilio_messaging.deadline import Deadline, DeadlineExpired
 from twilio_messaging.errors import AwsServiceUnavailable, ConfigurationError, TwilioMessagingError
 from twilio_messaging.settings import AwsEnvironment
 
 TIMEOUT_SECONDS = (3.05, 5.0)
+DEADLINE_EXPIRED = DeadlineExpired.__name__  # the error code of a call not made for want of time
 
 
 class AwsCallFailed(Exception):
@@ -38,6 +39,8 @@ class AwsCallFailed(Exception):
         credentials), else AwsServiceUnavailable: a 503 that tells Twilio, or the caller, to retry."""
         if self.error_code in ("ResourceNotFoundException", "AccessDeniedException", "NoCredentials"):
             return ConfigurationError(f"{what} cannot be used ({self.error_code})")
+        if self.error_code == DEADLINE_EXPIRED:
+            return AwsServiceUnavailable(f"no time was left to call {what}", retry_after=1, timed_out=True)
         return AwsServiceUnavailable(f"{what} did not answer ({self.error_code})", retry_after=1)
 
     @property
@@ -186,7 +189,11 @@ class AwsJsonClient:
         reads, idempotent updates)."""
         for attempt in range(1, attempts + 1):
             try:
-                return self.call(operation, payload, deadline.timeouts(read_timeout))
+                try:
+                    timeouts = deadline.timeouts(read_timeout)
+                except DeadlineExpired:
+                    raise AwsCallFailed(DEADLINE_EXPIRED) from None
+                return self.call(operation, payload, timeouts)
             except AwsCallFailed as error:
                 pause = random.uniform(0, 0.1 * 2**attempt)
                 if not error.retryable or attempt == attempts or deadline.remaining() < pause + 0.5:

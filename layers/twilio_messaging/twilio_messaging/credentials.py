@@ -11,10 +11,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from twilio_messaging.deadline import Deadline
-from twilio_messaging.errors import ConfigurationError
+from twilio_messaging.deadline import Deadline, DeadlineExpired
+from twilio_messaging.errors import AwsServiceUnavailable, ConfigurationError, TwilioMessagingError
 
 SECRET_READ_TIMEOUT_SECONDS = 5.0
+# After a rejection (Twilio's 401, a webhook signature that fails) the secret is read again at
+# most this often: a rotated token applies within a minute, and a flood of failures cannot
+# become a flood of Secrets Manager calls.
+REREAD_INTERVAL_SECONDS = 60.0
 
 ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}\Z")
 API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}\Z")
@@ -94,7 +98,9 @@ def parse_secret(secret_string: str | None) -> Credentials:
 
 
 class CredentialStore:
-    """Reads the secret at most once per `max_age_seconds`, or again when asked to refresh."""
+    """Reads the secret at most once per `max_age_seconds`, or again after a rejection."""
+
+    reread_interval = REREAD_INTERVAL_SECONDS
 
     def __init__(self, secret_id: str, max_age_seconds: int) -> None:
         self._secret_id = secret_id
@@ -110,23 +116,14 @@ class CredentialStore:
                 self._read_at = time.monotonic()
             return self._cached
 
-    def refresh(self, stale: Credentials | None = None, deadline: Deadline | None = None) -> Credentials:
-        """Read the secret again, unless another thread already did since `stale` was handed out."""
-        with self._lock:
-            if self._cached is None or stale is None or self._cached is stale:
-                self._cached = self._read(deadline)
-                self._read_at = time.monotonic()
-            return self._cached
-
-    def refresh_if_older_than(
-        self, seconds: float, stale: Credentials, deadline: Deadline | None = None
-    ) -> Credentials | None:
-        """Fresh credentials when those handed out as `stale` were read more than `seconds` ago
-        (a rotated token); None when they are recent, so that repeated failures cost no reads."""
+    def reread_after_rejection(self, stale: Credentials, deadline: Deadline | None = None) -> Credentials | None:
+        """Credentials to try again with after `stale` was rejected: those another call read
+        since, or the secret read again when `stale` is older than `reread_interval`; None when
+        they are recent, so that repeated rejections cost no reads."""
         with self._lock:
             if self._cached is not stale:
                 return self._cached
-            if time.monotonic() - self._read_at < seconds:
+            if time.monotonic() - self._read_at < self.reread_interval:
                 return None
             self._cached = self._read(deadline)
             self._read_at = time.monotonic()
@@ -152,7 +149,9 @@ class CredentialStore:
         except AwsCallFailed as error:
             raise self._unreadable(error.error_code) from None
 
-    def _unreadable(self, reason: str) -> ConfigurationError:
+    def _unreadable(self, reason: str) -> TwilioMessagingError:
+        if reason == DeadlineExpired.__name__:
+            return AwsServiceUnavailable("no time was left to read the Twilio secret", retry_after=1, timed_out=True)
         if reason == "ResourceNotFoundException":
             return ConfigurationError(f"the Twilio secret {self._secret_id} does not exist")
         return ConfigurationError(f"the Twilio secret could not be read ({reason})")

@@ -41,6 +41,9 @@ PACED_RETRY = RetryPolicy(max_rate_limit_retries=8)
 # its clock is not ours, so a message created this long before the attempt still counts.
 CLOCK_SKEW_SECONDS = 10
 LOOKUP_MIN_SECONDS = 2.0  # time a lookup needs; with less left, the outcome stays unknown
+# Kept back from a send's POST for what must follow it: the idempotency record, the note of the
+# attempt cleared, the task token stored.
+BOOKKEEPING_RESERVE_SECONDS = 1.0
 # Errors that concern the whole request, not one recipient: a batch fails with them as a whole.
 WHOLE_REQUEST_ERRORS = (IdempotencyInProgress, IdempotencyKeyReused, AwsServiceUnavailable, ConfigurationError)
 
@@ -162,36 +165,44 @@ def deliver(
     idempotency: Idempotency | None,
     pacer: SendPacer | None = None,
 ) -> dict[str, Any]:
-    """One recipient's message, sent at most once per idempotency key."""
+    """One recipient's message, sent at most once per idempotency key. When records are written
+    after the POST (idempotency, the task token), the POST keeps a reserve of time for them."""
+    bookkeeping = idempotency is not None or request.task_token is not None
+    post_deadline = deadline.less(BOOKKEEPING_RESERVE_SECONDS) if bookkeeping else deadline
     if idempotency is None:
-        return send_or_find(client, request, recipient, status_callback, deadline, pacer)
+        return send_or_find(client, request, recipient, status_callback, post_deadline, pacer)
     from twilio_messaging.idempotent_send import marker_for
 
     marker = marker_for(idempotency.key, recipient)
     table = idempotency.table
 
     def attempt() -> dict[str, Any]:
-        since = table.outcome_unknown_since(marker, deadline)
-        if since is not None:  # an earlier attempt with this key may have sent it
-            found = find_sent_message(client, request, recipient, since, deadline)
+        earlier = table.note_send_attempt(marker, time.time(), deadline)  # before the POST
+        if earlier is not None:  # an earlier attempt with this key may have sent it
+            found = find_sent_message(client, request, recipient, earlier, post_deadline)
             if found is not None:
                 logger.info("An earlier attempt with this key did send the message", extra={"sid": found["sid"]})
-                table.forget_outcome_unknown(marker, deadline)
+                _clear_attempt(table, marker, deadline)
                 return found
-        started = time.time()
         try:
-            message = send_or_find(client, request, recipient, status_callback, deadline, pacer)
+            message = send_or_find(client, request, recipient, status_callback, post_deadline, pacer)
         except SendOutcomeUnknown:
-            try:
-                table.note_outcome_unknown(marker, since or started, deadline)
-            except TwilioMessagingError:
-                logger.exception("Could not note the unknown outcome of a send")
+            raise  # the note stays: a retry with this key looks for the message first
+        except TwilioMessagingError:
+            _clear_attempt(table, marker, deadline)  # Twilio's answer says it did not take the send
             raise
-        if since is not None:
-            table.forget_outcome_unknown(marker, deadline)
+        _clear_attempt(table, marker, deadline)
         return message
 
     return idempotency.sends.send(idempotency.key, recipient, idempotency.fingerprint, attempt, deadline)
+
+
+def _clear_attempt(table: StateTable, marker: str, deadline: Deadline) -> None:
+    """A note left behind only costs a retry one look at Twilio's list: never worth failing for."""
+    try:
+        table.clear_send_attempt(marker, deadline)
+    except TwilioMessagingError:
+        logger.warning("Could not clear the note of a send attempt")
 
 
 def send_message(

@@ -96,12 +96,14 @@ class StateTable:
         """Forget a claim whose processing failed, so that Twilio's next delivery is processed."""
         self._call("DeleteItem", {"Key": {"id": {"S": f"webhook#{key}"}}}, deadline)
 
-    # Sends whose outcome is unknown ------------------------------------------------------------
-    # A send that timed out or got a 5xx may still have gone out. With an idempotency key, the
-    # attempt is noted here, so that a retry with the same key first looks for the message.
+    # Keyed sends whose outcome is not known -------------------------------------------------
+    # Noted before the POST and cleared after Twilio's definite answer, so that a send cut off
+    # at any point (a timeout, a 5xx, the function killed mid-call) leaves the note behind, and
+    # a retry with the same key first looks for the message on Twilio.
 
-    def note_outcome_unknown(self, marker: str, attempted_at: float, deadline: Deadline) -> None:
-        self._call(
+    def note_send_attempt(self, marker: str, attempted_at: float, deadline: Deadline) -> float | None:
+        """Note an attempt; the time of an earlier attempt whose outcome is still unknown, or None."""
+        answer = self._call(
             "UpdateItem",
             {
                 "Key": {"id": {"S": f"send-unknown#{marker}"}},
@@ -111,18 +113,14 @@ class StateTable:
                     ":at": {"N": str(int(attempted_at))},
                     ":expiration": {"N": str(int(time.time()) + WEBHOOK_RECORD_DAYS * 86400)},
                 },
+                "ReturnValues": "ALL_OLD",  # the item before: an earlier attempt_at, if any
             },
             deadline,
         )
+        earlier = answer.get("Attributes", {}).get("attempted_at", {}).get("N")
+        return float(earlier) if earlier else None
 
-    def outcome_unknown_since(self, marker: str, deadline: Deadline) -> float | None:
-        found = self._call(
-            "GetItem", {"Key": {"id": {"S": f"send-unknown#{marker}"}}, "ConsistentRead": True}, deadline
-        )
-        value = found.get("Item", {}).get("attempted_at", {}).get("N")
-        return float(value) if value else None
-
-    def forget_outcome_unknown(self, marker: str, deadline: Deadline) -> None:
+    def clear_send_attempt(self, marker: str, deadline: Deadline) -> None:
         self._call("DeleteItem", {"Key": {"id": {"S": f"send-unknown#{marker}"}}}, deadline)
 
     # Task tokens -------------------------------------------------------------------------------

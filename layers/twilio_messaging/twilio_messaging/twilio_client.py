@@ -6,7 +6,8 @@ Retry rules (DESIGN.md section 7):
   exponential backoff and full jitter.
 - Any other call (a send) is never repeated once it may have reached Twilio: a 5xx or a timeout
   is `SendOutcomeUnknown`. A connection that was never made is safe to repeat.
-- 401: the secret is read again once and the call repeated once (a rotated token needs no redeploy).
+- 401: the call is repeated once with the secret read again (a rotated token needs no redeploy),
+  when the secret was read over a minute ago or another call has read it since.
 Every wait and every timeout fits in the invocation's `Deadline`, and so does each answer as a
 whole: requests' read timeout bounds each read of the socket, not the answer, so an answer that
 Twilio (or a proxy) dribbles in is cut off when the deadline comes (`_exchange`).
@@ -20,13 +21,14 @@ import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from twilio_messaging.credentials import CredentialStore
-from twilio_messaging.deadline import Deadline
+from twilio_messaging.credential_guard import api_product
+from twilio_messaging.credentials import Credentials, CredentialStore
+from twilio_messaging.deadline import Deadline, DeadlineExpired
 from twilio_messaging.errors import (
     ConfigurationError,
     NotFound,
@@ -46,12 +48,12 @@ if TYPE_CHECKING:
 
     import requests
 
-    from twilio_messaging.send_pacer import SendPacer
 
 API_VERSION_PATH = "/2010-04-01"
 IDEMPOTENT_METHODS = ("GET", "HEAD", "DELETE", "OPTIONS")
 CONNECT_TIMEOUT_SECONDS = 3.05
 READ_TIMEOUT_SECONDS = 10.0
+NO_TIME_LEFT = "no time left to call Twilio within the function's timeout"
 USER_AGENT = "twilio-messaging-functions/1.0 (AWS Lambda)"
 
 FormData = list[tuple[str, str]] | Mapping[str, Any] | str | bytes
@@ -75,9 +77,27 @@ class RetryPolicy:
 DEFAULT_RETRY = RetryPolicy()
 
 
-def is_twilio_host(host: str) -> bool:
-    host = host.lower().rstrip(".")
-    return host == "twilio.com" or host.endswith(".twilio.com")
+@dataclass
+class _Attempts:
+    """What one logical call has used of its retry policy so far."""
+
+    policy: RetryPolicy
+    read_timeout: float
+    failures: int = 0  # repeats after 5xx, network errors, or 4xx when the policy asks
+    rate_limited: int = 0  # repeats after 429
+    reread: bool = False  # the secret was read again after a 401
+    retry_after: float | None = None  # of the last 429
+
+
+class Pacer(Protocol):
+    """Whatever paces a batch's calls (send_pacer.SendPacer): holds each attempt until it may
+    be in flight, and hears of its 429s and successes. The client knows no more of it."""
+
+    def slot(self, deadline: Deadline) -> AbstractContextManager[None]: ...
+
+    def rate_limited(self) -> None: ...
+
+    def succeeded(self) -> None: ...
 
 
 class TwilioClient:
@@ -124,13 +144,13 @@ class TwilioClient:
         return self.api_url(f"/Accounts/{self.account_sid(deadline)}{path}")
 
     def may_receive_credentials(self, url: str) -> bool:
-        """Only Twilio's hosts over https, or the configured base URL, ever see the credentials."""
+        """Only Twilio's REST API hosts over https, or the configured base URL, ever see the credentials."""
         parts = urlsplit(url)
         if parts.username is not None or parts.password is not None:
             return False
         if _origin(url) == self._base_origin:
             return True
-        return parts.scheme == "https" and is_twilio_host(parts.hostname or "") and _origin(url)[2] == 443
+        return parts.scheme == "https" and api_product(parts.hostname or "") is not None and _origin(url)[2] == 443
 
     def request_json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         """A call whose answer must be a 2xx JSON object; other answers raise domain errors.
@@ -174,7 +194,7 @@ class TwilioClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         raise_for_status: bool = True,
         not_found: type[TwilioMessagingError] = NotFound,
-        pacer: SendPacer | None = None,
+        pacer: Pacer | None = None,
     ) -> requests.Response:
         """Send one logical call, with the retries of the module docstring.
 
@@ -183,98 +203,103 @@ class TwilioClient:
         until it may be in flight, and learns from its 429s and successes.
         """
         if not self.may_receive_credentials(url):
-            raise ValidationError.from_problems([{"field": "url", "problem": "is not a Twilio https URL"}])
+            raise ValidationError.from_problems([{"field": "url", "problem": "is not a Twilio REST API https URL"}])
         method = method.upper()
-        if idempotent is None:
-            idempotent = method in IDEMPOTENT_METHODS
+        idempotent = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        options = {"params": params, "data": data, "json": json, "files": files, "headers": dict(headers or {})}
+        attempts = _Attempts(retry, timeout or READ_TIMEOUT_SECONDS)
         credentials = self.credentials.get(deadline)
-        refreshed = False
-        failures = 0  # 5xx / network / (retry_on_all_errors) 4xx repeats used
-        rate_limited = 0
         while True:
-            remaining = deadline.remaining()
-            if remaining <= 0.05:
-                raise TwilioUnavailable("no time left to call Twilio within the function's timeout", timed_out=True)
-            started = time.monotonic()
             try:
-                with traced(f"twilio {method}"), pacer.slot(deadline) if pacer else nullcontext():
-                    response = self._exchange(
-                        deadline,
-                        method,
-                        url,
-                        params=params,
-                        data=data,
-                        json=json,
-                        files=files,
-                        headers=dict(headers or {}),
-                        auth=credentials.basic_auth,
-                        timeout=deadline.timeouts(timeout or READ_TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS),
-                        allow_redirects=False,  # a redirect must never carry credentials elsewhere
-                    )
+                response = self._send_once(method, url, options, credentials, attempts, deadline, pacer)
             except self._requests.RequestException as error:
-                record_latency("TwilioLatency", (time.monotonic() - started) * 1000)
-                never_sent = _never_sent(error)
-                timed_out = _timed_out(error)
-                if (
-                    (idempotent or never_sent)
-                    and failures < retry.max_retries
-                    and self._wait(retry.delay(failures + 1), deadline)
-                ):
-                    failures += 1
-                    count("TwilioRetries")
-                    logger.warning(
-                        "Twilio call failed, repeating", extra={"reason": type(error).__name__, "attempt": failures}
-                    )
+                if (idempotent or _never_sent(error)) and self._repeat(attempts, "failure", deadline):
+                    logger.warning("Twilio call failed, repeating", extra={"reason": type(error).__name__})
                     continue
-                reason = "timed out" if timed_out else f"failed ({type(error).__name__})"
-                if idempotent or never_sent:
-                    raise TwilioUnavailable(f"the call to Twilio {reason}", timed_out=timed_out) from None
-                raise SendOutcomeUnknown(
-                    f"the call to Twilio {reason}; Twilio may have accepted the message", timed_out=timed_out
-                ) from None
-            record_latency("TwilioLatency", (time.monotonic() - started) * 1000)
+                raise _transport_error(error, idempotent) from None
             status = response.status_code
-
-            if status == 401 and not refreshed:
-                refreshed = True
-                logger.info("Twilio answered 401: reading the secret again")
-                credentials = self.credentials.refresh(credentials, deadline)
-                continue
+            if status == 401 and not attempts.reread:
+                attempts.reread = True
+                # A rotated secret: read again, at most once a minute (a host that always answers
+                # 401 must not turn every call into a Secrets Manager read), or one read since.
+                fresher = self.credentials.reread_after_rejection(credentials, deadline)
+                if fresher is not None:
+                    logger.info("Twilio answered 401: repeating with the secret read again")
+                    credentials = fresher
+                    continue
             if pacer is not None:
                 pacer.rate_limited() if status == 429 else pacer.succeeded()
-            if status == 429:
-                wait = parse_retry_after(response.headers.get("Retry-After"))
-                if rate_limited < retry.max_rate_limit_retries and self._wait(
-                    wait if wait is not None else retry.delay(rate_limited + 1), deadline
-                ):
-                    rate_limited += 1
-                    count("TwilioRetries")
-                    logger.warning("Twilio rate limit, waiting", extra={"retryAfter": wait, "attempt": rate_limited})
-                    continue
-                if raise_for_status:
-                    error_body = parse_error_body(status, response.content)
-                    raise TwilioRateLimited(
-                        error_body.message,
-                        twilio_code=error_body.code,
-                        more_info=error_body.more_info,
-                        twilio_status=status,
-                        retry_after=wait if wait is not None else 1.0,
-                    )
-                return response
-            retryable = status >= 500 or (retry.retry_on_all_errors and status >= 400 and status != 401)
-            if (
-                retryable
-                and (idempotent or status < 500)
-                and failures < retry.max_retries
-                and self._wait(retry.delay(failures + 1), deadline)
-            ):
-                failures += 1
-                count("TwilioRetries")
-                logger.warning("Twilio answered an error, repeating", extra={"status": status, "attempt": failures})
+            if self._repeat_answer(response, idempotent, attempts, deadline):
                 continue
             if raise_for_status and status >= 400:
-                raise _error_for(status, response.content, idempotent=idempotent, not_found=not_found)
+                raise _answer_error(response, idempotent=idempotent, not_found=not_found)
             return response
+
+    def _send_once(
+        self,
+        method: str,
+        url: str,
+        options: dict[str, Any],
+        credentials: Credentials,
+        attempts: _Attempts,
+        deadline: Deadline,
+        pacer: Pacer | None,
+    ) -> requests.Response:
+        """One attempt, its timeouts taken once it may be in flight (a pacer may hold it)."""
+        with traced(f"twilio {method}"), pacer.slot(deadline) if pacer else nullcontext():
+            try:
+                timeouts = deadline.timeouts(attempts.read_timeout, CONNECT_TIMEOUT_SECONDS)
+            except DeadlineExpired:
+                # Nothing was sent: safe to repeat for any call, a send included.
+                raise TwilioUnavailable(NO_TIME_LEFT, timed_out=True) from None
+            started = time.monotonic()
+            try:
+                return self._exchange(
+                    deadline,
+                    method,
+                    url,
+                    **options,
+                    auth=credentials.basic_auth,
+                    timeout=timeouts,
+                    allow_redirects=False,  # a redirect must never carry credentials elsewhere
+                )
+            finally:
+                record_latency("TwilioLatency", (time.monotonic() - started) * 1000)
+
+    def _repeat_answer(
+        self, response: requests.Response, idempotent: bool, attempts: _Attempts, deadline: Deadline
+    ) -> bool:
+        """Whether this answer is repeated (after a wait that fits in the deadline): a 429 for
+        any call, Twilio's `Retry-After` honoured; a 5xx for a call that is safe to repeat; any
+        4xx when the policy asks for it."""
+        status = response.status_code
+        if status == 429:
+            attempts.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if self._repeat(attempts, "rate_limited", deadline, attempts.retry_after):
+                logger.warning("Twilio rate limit, waiting", extra={"retryAfter": attempts.retry_after})
+                return True
+            return False
+        policy = attempts.policy
+        retryable = status >= 500 or (policy.retry_on_all_errors and status >= 400 and status != 401)
+        if retryable and (idempotent or status < 500) and self._repeat(attempts, "failure", deadline):
+            logger.warning("Twilio answered an error, repeating", extra={"status": status})
+            return True
+        return False
+
+    def _repeat(self, attempts: _Attempts, kind: str, deadline: Deadline, wait: float | None = None) -> bool:
+        """Take one more repeat of `kind` ("failure" or "rate_limited") if the policy has one
+        left and its wait fits in the deadline; False otherwise."""
+        policy = attempts.policy
+        used = attempts.failures if kind == "failure" else attempts.rate_limited
+        allowed = policy.max_retries if kind == "failure" else policy.max_rate_limit_retries
+        if used >= allowed or not self._wait(policy.delay(used + 1) if wait is None else wait, deadline):
+            return False
+        if kind == "failure":
+            attempts.failures += 1
+        else:
+            attempts.rate_limited += 1
+        count("TwilioRetries")
+        return True
 
     def _exchange(self, deadline: Deadline, method: str, url: str, **kwargs: Any) -> requests.Response:
         """One request and its whole answer, body included, within the deadline.
@@ -374,14 +399,30 @@ def _never_sent(error: Exception) -> bool:
     return False
 
 
-def _error_for(
-    status: int, content: bytes, *, idempotent: bool, not_found: type[TwilioMessagingError]
+def _transport_error(error: Exception, idempotent: bool) -> TwilioMessagingError:
+    """The one mapping of a call that got no answer to a domain error: safe to repeat
+    (TwilioUnavailable) when the call was idempotent or never reached Twilio, else Twilio may
+    have accepted the send (SendOutcomeUnknown)."""
+    timed_out = _timed_out(error)
+    reason = "timed out" if timed_out else f"failed ({type(error).__name__})"
+    if idempotent or _never_sent(error):
+        return TwilioUnavailable(f"the call to Twilio {reason}", timed_out=timed_out)
+    return SendOutcomeUnknown(f"the call to Twilio {reason}; Twilio may have accepted the message", timed_out=timed_out)
+
+
+def _answer_error(
+    response: requests.Response, *, idempotent: bool, not_found: type[TwilioMessagingError]
 ) -> TwilioMessagingError:
-    body = parse_error_body(status, content)
+    """The one mapping of Twilio's error answers to domain errors."""
+    status = response.status_code
+    body = parse_error_body(status, response.content)
     fields: dict[str, Any] = {"twilio_code": body.code, "more_info": body.more_info, "twilio_status": status}
+    if status == 429:
+        wait = parse_retry_after(response.headers.get("Retry-After"))
+        return TwilioRateLimited(body.message, retry_after=wait if wait is not None else 1.0, **fields)
     if status == 401:
         return ConfigurationError(
-            "Twilio rejected the credentials in the secret, also after reading it again", **fields
+            "Twilio rejected the credentials in the secret (it is read again at most once a minute)", **fields
         )
     if status == 404:
         return not_found(body.message, **fields)

@@ -27,9 +27,6 @@ from twilio_messaging.webhook_signature import SigningKeys, verify_signature
 STATUS_CHANGED = "Message Status Changed"
 RECEIVED = "Message Received"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
-# A failed check re-reads the secret (the auth token may have been rotated) at most this often,
-# so that a flood of forged requests cannot turn into a flood of Secrets Manager calls.
-SECRET_REREAD_SECONDS = 60.0
 
 Params = dict[str, str | list[str]]
 
@@ -154,7 +151,7 @@ def check_signature(
     current = credentials.get(deadline)
     if verified_with(SigningKeys(current.signing_tokens, current.webhook_shared_keys)):
         return
-    fresher = credentials.refresh_if_older_than(SECRET_REREAD_SECONDS, current, deadline)
+    fresher = credentials.reread_after_rejection(current, deadline)
     if fresher is not None and verified_with(SigningKeys(fresher.signing_tokens, fresher.webhook_shared_keys)):
         return
     raise InvalidSignature("the X-Twilio-Signature header does not match this request")
