@@ -11,7 +11,7 @@ from twilio_messaging.send_request import parse_send_request, resolve_idempotenc
 
 
 def send_request(invocation: Invocation, deadline: Deadline) -> Answer:
-    request = parse_send_request(invocation.payload, settings())
+    request = parse_send_request(invocation.payload, settings(), task_token_allowed=invocation.source == "direct")
     key = resolve_idempotency_key(request, invocation.header("Idempotency-Key"), invocation.event_id)
     result = send(request, invocation.payload, key, invocation.api_base_url, deadline)
     return Answer(200 if request.batch else 201, result)

@@ -19,7 +19,6 @@ def receive(invocation: Invocation, deadline: Deadline) -> Answer:
         content_type=invocation.header("Content-Type"),
         signature=invocation.header("X-Twilio-Signature"),
         signature_settings=invocation.header("X-Twilio-Webhooks-Signature-Settings"),
-        idempotency_token=invocation.header("I-Twilio-Idempotency-Token"),
     )
     receive_webhook(request, webhook_services(), deadline)
     return Answer(200, EMPTY_TWIML, {"Content-Type": "text/xml"})

@@ -285,6 +285,43 @@ def test_without_idempotency_token_sid_and_status_deduplicate(bus: Bus) -> None:
     assert [e["detail"]["status"] for e in bus.published()] == ["sent", "delivered"]
 
 
+def test_a_replay_with_another_or_no_idempotency_token_is_a_duplicate(bus: Bus) -> None:
+    """The token is not signed: a captured callback replayed with a new one must not publish again."""
+    assert call(webhook_event(status_params("delivered"), idempotency_token="t-1"))["statusCode"] == 200
+    assert call(webhook_event(status_params("delivered"), idempotency_token="forged"))["statusCode"] == 200
+    assert call(webhook_event(status_params("delivered"), idempotency_token=None))["statusCode"] == 200
+    inbound = [("MessageSid", MESSAGE_SID), ("AccountSid", ACCOUNT_SID), ("From", "+15558675310"), ("Body", "Hi")]
+    inbound_event = "webhook/inbound_message.json"
+    assert call(webhook_event(inbound, base=inbound_event, idempotency_token="i-1"))["statusCode"] == 200
+    assert call(webhook_event(inbound, base=inbound_event, idempotency_token="i-2"))["statusCode"] == 200
+    published = bus.published()
+    assert [e["detail-type"] for e in published] == ["Message Status Changed", "Message Received"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"\xff\xfe not UTF-8", "application/x-www-form-urlencoded"),
+        (b"{not json", "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b"[" * 100_000, "application/json"),
+    ],
+)
+def test_a_forged_signature_with_a_body_that_cannot_be_parsed_is_403_and_counted(
+    bus: Bus, capsys: pytest.CaptureFixture[str], body: bytes, content_type: str
+) -> None:
+    event = webhook_event(status_params("sent"), signature="bm9wZQ==")
+    event["body"] = base64.b64encode(body).decode()
+    event["isBase64Encoded"] = True
+    event["headers"]["Content-Type"] = content_type
+    answer = call(event)
+    assert answer["statusCode"] == 403
+    assert json.loads(answer["body"])["error"]["code"] == "INVALID_SIGNATURE"
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any("WebhooksRejected" in document for document in metrics)
+    assert bus.published() == []
+
+
 def test_out_of_order_statuses_are_both_published(bus: Bus) -> None:
     assert call(webhook_event(status_params("delivered"), idempotency_token="t-2"))["statusCode"] == 200
     assert call(webhook_event(status_params("sent"), idempotency_token="t-1"))["statusCode"] == 200

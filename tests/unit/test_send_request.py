@@ -20,8 +20,9 @@ NO_DEFAULTS = Settings(twilio_secret_id="s")
 
 
 def problems(payload: Any, settings: Settings = SETTINGS) -> dict[str, str]:
+    """The problems of a payload invoked directly (where a task token may be given)."""
     with pytest.raises(ValidationError) as caught:
-        parse_send_request(payload, settings, now=NOW)
+        parse_send_request(payload, settings, now=NOW, task_token_allowed=True)
     return {p["field"]: p["problem"] for p in caught.value.details}
 
 
@@ -123,9 +124,22 @@ def test_array_of_recipients_is_a_batch() -> None:
 
 def test_idempotency_key_and_task_token_are_accepted() -> None:
     request = parse_send_request(
-        {"to": "+15558675310", "body": "Hi", "idempotencyKey": "k-1", "taskToken": "tok"}, SETTINGS
+        {"to": "+15558675310", "body": "Hi", "idempotencyKey": "k-1", "taskToken": "tok"},
+        SETTINGS,
+        task_token_allowed=True,
     )
     assert (request.idempotency_key, request.task_token) == ("k-1", "tok")
+
+
+def test_a_task_token_is_refused_unless_the_caller_may_name_a_task() -> None:
+    """Over HTTP or EventBridge, a task token would make the function complete whatever task
+    the caller names, with the function's own role (a confused deputy)."""
+    with pytest.raises(ValidationError) as raised:
+        parse_send_request({"to": "+15558675310", "body": "Hi", "taskToken": "tok"}, SETTINGS)
+    assert [d["field"] for d in raised.value.details] == ["taskToken"]
+    assert "Step Functions" in raised.value.details[0]["problem"]
+    request = parse_send_request({"to": "+15558675310", "body": "Hi", "taskToken": None}, SETTINGS)
+    assert request.task_token is None
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ class Invocation:
     path_parameters: dict[str, str] = field(default_factory=dict)
     query: dict[str, list[str]] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
-    raw_body: bytes = b""
+    raw_body: bytes | None = b""  # None: a body that could not be read (too large, not base64)
     event_id: str | None = None  # EventBridge event id
     request_id: str | None = None
     api_base_url: str | None = None  # https://{domain}{base path or stage}, as the caller saw it
@@ -155,9 +155,15 @@ def parse_api_gateway_event(event: dict[str, Any], body: BodyMode) -> Invocation
     )
     if body == "none":
         return invocation
-    raw = _body_bytes(event)
-    if len(raw) > MAX_BODY_BYTES:
-        raise _problem("(body)", f"is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        raw = _body_bytes(event)
+        if len(raw) > MAX_BODY_BYTES:
+            raise _problem("(body)", f"is larger than {MAX_BODY_BYTES} bytes")
+    except ValidationError:
+        if body == "raw":  # the operation decides (a webhook: no signature can match, a 403)
+            invocation.raw_body = None
+            return invocation
+        raise
     invocation.raw_body = raw
     if body == "json":
         invocation.payload = _json_body(raw, headers.get("content-type"))

@@ -20,7 +20,10 @@ def iso_utc(value: Any) -> str | None:
             return value  # unknown shape: pass it on rather than lose it
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except OverflowError:  # beyond year 1 to 9999 in UTC: pass it on rather than fail
+        return value
 
 
 def as_int(value: Any) -> int | None:

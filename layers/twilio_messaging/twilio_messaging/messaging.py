@@ -92,7 +92,7 @@ def record_failure(error: TwilioMessagingError) -> None:
 def _created_at(message: dict[str, Any]) -> float | None:
     try:
         return datetime.fromisoformat(str(message["dateCreated"]).replace("Z", "+00:00")).timestamp()
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, OverflowError):
         return None
 
 

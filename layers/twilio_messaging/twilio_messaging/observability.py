@@ -6,6 +6,7 @@ number that slips into a log line (an exception text, an extra key) is masked to
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,36 @@ class MaskingFormatter(LambdaPowertoolsFormatter):
 
 logger = Logger(logger_formatter=MaskingFormatter())
 metrics = Metrics()
+
+# The Lambda runtime sets the root logger to the function's log level. At DEBUG, botocore logs
+# whole requests (DynamoDB items: message bodies, full numbers) and urllib3 logs every URL with
+# its query string (`To=`). Libraries log at WARNING at most, whatever the function's level.
+QUIET_LIBRARIES = ("botocore", "boto3", "s3transfer", "urllib3", "requests", "aws_lambda_powertools")
+
+
+class MaskingFilter(logging.Filter):
+    """Masks phone numbers in every record a handler of the root logger writes (what libraries
+    log), as MaskingFormatter does for this layer's own lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_phone_numbers(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def quiet_libraries() -> None:
+    """Hold the libraries' loggers at WARNING, and mask numbers in whatever the root logger's
+    handlers (the runtime's) write. Idempotent: handlers added later get the filter on the next call."""
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(existing, MaskingFilter) for existing in handler.filters):
+            handler.addFilter(MaskingFilter())
+
+
+quiet_libraries()
 
 
 def _build_tracer() -> Any:

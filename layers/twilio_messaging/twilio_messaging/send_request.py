@@ -46,7 +46,10 @@ SEND_FIELDS = {
     *BOOLEAN_FIELDS,
 }
 
-_UNSET: Any = object()
+TASK_TOKEN_SOURCES = (
+    "is accepted only from a Step Functions task (direct invocation): over HTTP or EventBridge it could "
+    "make the function complete another workflow's task with its own role"
+)
 
 
 @dataclass(frozen=True)
@@ -128,8 +131,12 @@ def _optional_string(payload: dict[str, Any], name: str, problems: Problems, max
     return value
 
 
-def parse_send_request(payload: Any, settings: Settings, now: datetime | None = None) -> SendRequest:
-    """Validate a send request and apply the default sender; raises ValidationError listing every problem."""
+def parse_send_request(
+    payload: Any, settings: Settings, now: datetime | None = None, *, task_token_allowed: bool = False
+) -> SendRequest:
+    """Validate a send request and apply the default sender; raises ValidationError listing every
+    problem. `task_token_allowed`: the request came by direct invocation (a Step Functions task),
+    the only source that may name a task for the function to complete with its own role."""
     problems = Problems()
     if not isinstance(payload, dict):
         problems.add("(body)", f"must be a JSON object, not {type_name(payload)}")
@@ -223,6 +230,8 @@ def parse_send_request(payload: Any, settings: Settings, now: datetime | None = 
 
     idempotency_key = _optional_string(payload, "idempotencyKey", problems, 255) or None
     task_token = _optional_string(payload, "taskToken", problems, 2048) or None
+    if payload.get("taskToken") is not None and not task_token_allowed:
+        problems.add("taskToken", TASK_TOKEN_SOURCES)
     if task_token and batch:
         problems.add("taskToken", "needs a single recipient: one task waits for one message")
     if task_token and (status_callback or callback_disabled):

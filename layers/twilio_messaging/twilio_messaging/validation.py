@@ -127,11 +127,12 @@ def is_http_url(value: str) -> bool:
 
 
 def parse_datetime(value: str) -> datetime | None:
-    """An ISO 8601 date-time with an offset (or Z), as UTC; None when it is not one."""
+    """An ISO 8601 date-time with an offset (or Z), as UTC; None when it is not one, or when it
+    lies outside the years 1 to 9999 once in UTC."""
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None or "T" not in value.upper():
+            return None
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+14:00 is before year 1 in UTC
         return None
-    if parsed.tzinfo is None or "T" not in value.upper():
-        return None
-    return parsed.astimezone(UTC)

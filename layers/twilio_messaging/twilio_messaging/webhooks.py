@@ -26,6 +26,7 @@ from twilio_messaging.webhook_signature import SigningKeys, verify_signature
 
 STATUS_CHANGED = "Message Status Changed"
 RECEIVED = "Message Received"
+SIGNATURE_MISMATCH = "the X-Twilio-Signature header does not match this request"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 Params = dict[str, str | list[str]]
@@ -34,11 +35,10 @@ Params = dict[str, str | list[str]]
 @dataclass(frozen=True)
 class WebhookRequest:
     urls: list[str]  # the URLs Twilio may have requested (the query's original form is lost)
-    raw_body: bytes
+    raw_body: bytes | None  # None: the body could not be read (too large, bad base64)
     content_type: str | None
     signature: str | None
     signature_settings: str | None  # X-Twilio-Webhooks-Signature-Settings
-    idempotency_token: str | None  # I-Twilio-Idempotency-Token
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class ParsedBody:
     pairs: list[tuple[str, str]]  # form parameters in order, repeats and blank values kept
     params: Params
     is_json: bool
+    raw: bytes
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def parse_body(raw: bytes, content_type: str | None) -> ParsedBody:
             raise _problem("is not valid JSON") from None
         if not isinstance(data, dict):
             raise _problem("must be a JSON object")
-        return ParsedBody([], data, is_json=True)
+        return ParsedBody([], data, is_json=True, raw=raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -83,7 +84,7 @@ def parse_body(raw: bytes, content_type: str | None) -> ParsedBody:
             current.append(value)
         else:
             params[name] = [current, value]
-    return ParsedBody(pairs, params, is_json=False)
+    return ParsedBody(pairs, params, is_json=False, raw=raw)
 
 
 def _first(params: Params, name: str) -> str | None:
@@ -125,14 +126,18 @@ def event_for(params: Params) -> tuple[str, dict[str, Any]]:
     return (STATUS_CHANGED if "MessageStatus" in params else RECEIVED), detail
 
 
-def deduplication_key(request: WebhookRequest, detail: dict[str, Any]) -> str:
-    """Twilio's idempotency token (the same on each retry); else the message and its status;
-    else the body itself."""
-    if request.idempotency_token:
-        return "token:" + request.idempotency_token
-    if detail["messageSid"] and detail["status"]:
-        return f"message:{detail['messageSid']}:{detail['status']}"
-    return "body:" + hashlib.sha256(request.raw_body).hexdigest()
+def deduplication_key(raw_body: bytes, detail_type: str, detail: dict[str, Any]) -> str:
+    """What identifies one delivery, from what Twilio signed: the message and its status for a
+    status callback, the message for an inbound one, else the body itself. Never the unsigned
+    `I-Twilio-Idempotency-Token` header alone: a captured callback replayed with another token
+    would be published again. Twilio's own retries carry the same signed parameters, so every
+    repeat the token identifies is identified here too."""
+    sid = detail["messageSid"]
+    if sid and detail_type == STATUS_CHANGED and detail["status"]:
+        return f"message:{sid}:{detail['status']}"
+    if sid and detail_type == RECEIVED:
+        return f"message:{sid}"
+    return "body:" + hashlib.sha256(raw_body).hexdigest()
 
 
 def check_signature(
@@ -145,7 +150,7 @@ def check_signature(
             request.signature,
             keys,
             signature_settings=request.signature_settings,
-            json_body=request.raw_body if body.is_json else None,
+            json_body=body.raw if body.is_json else None,
         )
 
     current = credentials.get(deadline)
@@ -154,24 +159,35 @@ def check_signature(
     fresher = credentials.reread_after_rejection(current, deadline)
     if fresher is not None and verified_with(SigningKeys(fresher.signing_tokens, fresher.webhook_shared_keys)):
         return
-    raise InvalidSignature("the X-Twilio-Signature header does not match this request")
+    raise InvalidSignature(SIGNATURE_MISMATCH)
+
+
+def signed_body(request: WebhookRequest, credentials: CredentialStore, deadline: Deadline) -> ParsedBody:
+    """The body, once its signature is checked. Any failure is InvalidSignature (403), counted as
+    rejected, whatever the body: a body that cannot be parsed cannot have been verified."""
+    try:
+        if not request.signature:
+            raise InvalidSignature("the X-Twilio-Signature header is missing")
+        try:
+            if request.raw_body is None:
+                raise _problem("could not be read")
+            body = parse_body(request.raw_body, request.content_type)
+        except ValidationError:
+            raise InvalidSignature(SIGNATURE_MISMATCH) from None
+        check_signature(request, body, credentials, deadline)
+    except InvalidSignature as error:
+        count("WebhooksRejected")
+        logger.warning("Webhook rejected", extra={"reason": error.message})
+        raise
+    return body
 
 
 def receive_webhook(
     request: WebhookRequest, services: Services, deadline: Deadline
 ) -> Literal["processed", "duplicate"]:
-    try:
-        if not request.signature:
-            raise InvalidSignature("the X-Twilio-Signature header is missing")
-        body = parse_body(request.raw_body, request.content_type)
-        check_signature(request, body, services.credentials, deadline)
-    except InvalidSignature as error:
-        count("WebhooksRejected")
-        logger.warning("Webhook rejected", extra={"reason": error.message})
-        raise
-
+    body = signed_body(request, services.credentials, deadline)
     detail_type, detail = event_for(body.params)
-    key = deduplication_key(request, detail)
+    key = deduplication_key(body.raw, detail_type, detail)
     log = {"sid": detail["messageSid"], "status": detail["status"], "detailType": detail_type}
     claim = services.table.claim_webhook(key, deadline)
     if claim == "done":
