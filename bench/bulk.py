@@ -64,9 +64,9 @@ def main() -> None:
                     if str(code.layer) not in sys.path:
                         sys.path.insert(0, str(code.layer))
                     handler = harness.load_module("send_message_app", folder / "app.py")
-                    from twilio_messaging import runtime
+                    from twilio_messaging.execution_environment import environment
 
-                    runtime.reset()  # a new fake and settings: a new client
+                    environment.reset()  # a new fake and settings: a new client
                     handler.lambda_handler({"to": "+15550100000", "body": "warm-up"}, LambdaContext())
                     for _ in range(args.iterations):
                         twilio.stats(reset=True)

@@ -59,7 +59,7 @@ class Case:
         and a keyed send gets a new idempotency key: else every run after the first would be a
         duplicate, answered from the state table."""
         if self.event.startswith("webhook/"):
-            event = harness.webhook_event(self.event, str(uuid.uuid4()))
+            event = harness.webhook_event(self.event, "SM" + uuid.uuid4().hex)
         elif self.keyed:
             event = {**harness.load_event(self.event), "idempotencyKey": str(uuid.uuid4())}
         else:

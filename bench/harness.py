@@ -28,6 +28,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # the tests' shared helpers: the Message fixture, the context, the signer
+    sys.path.insert(0, str(ROOT))
+
+from tests.support import LambdaContext, signed_webhook_event  # noqa: E402
+from tests.support import twilio_message as shared_twilio_message  # noqa: E402
+
+__all__ = ["LambdaContext"]
 BENCH = ROOT / "bench"
 BUILD = ROOT / ".aws-sam" / "build"
 SOURCE_LAYER = ROOT / "layers" / "twilio_messaging"
@@ -243,48 +250,13 @@ def load_event(relative: str) -> Any:
     return json.loads((EVENTS / relative).read_text())
 
 
-def twilio_signature(url: str, pairs: Sequence[tuple[str, str]], token: str = AUTH_TOKEN) -> str:
-    """X-Twilio-Signature as Twilio computes it (TWILIO.md): the URL, then each parameter name
-    (sorted, de-duplicated) followed by each of its values (sorted, de-duplicated); HMAC-SHA1."""
-    import base64
-    import hashlib
-    import hmac
-
-    values: dict[str, set[str]] = {}
-    for name, value in pairs:
-        values.setdefault(name, set()).add(value)
-    payload = url + "".join(name + value for name in sorted(values) for value in sorted(values[name]))
-    return base64.b64encode(hmac.new(token.encode(), payload.encode(), hashlib.sha1).digest()).decode()
-
-
-def webhook_event(relative: str, idempotency_token: str | None = None) -> dict[str, Any]:
+def webhook_event(relative: str, message_sid: str | None = None) -> dict[str, Any]:
     """An events/webhook/ file signed again with the benchmark's auth token and, when given,
-    another I-Twilio-Idempotency-Token (headers are not signed), so that it is not a duplicate."""
-    from urllib.parse import parse_qsl
-
-    event: dict[str, Any] = load_event(relative)
-    context = event["requestContext"]
-    url = f"https://{context['domainName']}{context['path']}"
-    headers = {"X-Twilio-Signature": twilio_signature(url, parse_qsl(event["body"], keep_blank_values=True))}
-    if idempotency_token:
-        headers["I-Twilio-Idempotency-Token"] = idempotency_token
-    event["headers"].update(headers)
-    if event.get("multiValueHeaders"):
-        event["multiValueHeaders"].update({name: [value] for name, value in headers.items()})
-    return event
+    about another message (`message_sid`): the webhook recognises repeats by what Twilio signs."""
+    return signed_webhook_event(relative, message_sid=message_sid, token=AUTH_TOKEN)
 
 
 # --- the environment a handler runs in -----------------------------------------------------
-
-
-class LambdaContext:
-    function_name = "bench"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id = "0b6b1d2c-0000-4000-8000-000000000001"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 def load_module(name: str, path: Path) -> Any:
@@ -472,29 +444,8 @@ def fake_twilio(latency: float = 0.0, concurrency: int = 0) -> Iterator[FakeTwil
 
 
 def twilio_message(sid: str, to: str = "+15558675310", status: str = "queued") -> dict[str, Any]:
-    """A Message resource as Twilio answers it."""
-    return {
-        "sid": sid,
-        "account_sid": ACCOUNT_SID,
-        "messaging_service_sid": None,
-        "from": FROM_NUMBER,
-        "to": to,
-        "body": "Hello from the benchmark",
-        "status": status,
-        "direction": "outbound-api",
-        "num_segments": "1",
-        "num_media": "0",
-        "price": None,
-        "price_unit": "USD",
-        "error_code": None,
-        "error_message": None,
-        "date_created": "Thu, 30 Jul 2015 20:12:31 +0000",
-        "date_sent": None,
-        "date_updated": "Thu, 30 Jul 2015 20:12:33 +0000",
-        "api_version": "2010-04-01",
-        "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json",
-        "subresource_uris": {"media": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}/Media.json"},
-    }
+    """A Message resource as Twilio answers it, from the benchmark's account and number."""
+    return shared_twilio_message(sid, to, status, account_sid=ACCOUNT_SID, body="Hello from the benchmark")
 
 
 class _State:

@@ -4,7 +4,7 @@ In one process (a warm execution environment: secret cached, connections kept al
 handler serves its API Gateway event from events/ against a loopback fake of Twilio and
 moto_server (each in its own process). The floor is the same network work done with bare
 `requests` calls on a kept-alive session: for send and get the same Twilio request; for the
-webhook (a signed `delivered` status callback, a new idempotency token each time) the AWS
+webhook (a signed `delivered` status callback, about a new message each time) the AWS
 requests the handler made (DynamoDB claim, final status, EventBridge PutEvents, claim done),
 recorded once and replayed. Overhead = median(handler) - median(floor). The SDK references
 (bench/reference_handler) are measured the same way. The functions' logs and metrics are
@@ -30,7 +30,6 @@ import harness
 from harness import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, MESSAGE_SID, LambdaContext, median, table
 
 WARM_UP = 30
-WEBHOOK_TOKEN_HEADER = "I-Twilio-Idempotency-Token"
 
 Event = dict[str, Any]
 
@@ -49,17 +48,15 @@ def same(event: Event) -> Callable[[], Event]:
     return lambda: event
 
 
-def fresh_webhook(base: Event) -> Callable[[], Event]:
-    """The signed webhook with a new idempotency token (not signed): never a duplicate."""
+def fresh_webhook(relative: str) -> Callable[[], Event]:
+    """The signed webhook about a new message each time: never a duplicate."""
+    return lambda: harness.webhook_event(relative, "SM" + uuid.uuid4().hex)
 
-    def make() -> Event:
-        token = str(uuid.uuid4())
-        event = dict(base)
-        event["headers"] = {**base["headers"], WEBHOOK_TOKEN_HEADER: token}
-        event["multiValueHeaders"] = {**base["multiValueHeaders"], WEBHOOK_TOKEN_HEADER: [token]}
-        return event
 
-    return make
+def webhook_sid(event: Event) -> bytes:
+    from urllib.parse import parse_qs
+
+    return parse_qs(event["body"])["MessageSid"][0].encode()
 
 
 OPERATIONS = [
@@ -78,7 +75,7 @@ OPERATIONS = [
         "webhook_app",
         "lambda_handler",
         2.0,
-        fresh_webhook(harness.webhook_event("webhook/status_callback.json")),
+        fresh_webhook("webhook/status_callback.json"),
     ),
 ]
 
@@ -104,17 +101,17 @@ def twilio_floor(name: str, session: Any, url: str) -> Callable[[Event], Any]:
 
 def recorded_aws_floor(handler: Callable[[Event, Any], Any], make_event: Callable[[], Event]) -> Callable[[Event], Any]:
     """Records the AWS requests one webhook invocation makes (through the layer's shared
-    session), and returns a replay of them for another event: its idempotency token swapped in."""
+    session), and returns a replay of them for another event: its message sid swapped in."""
     import requests
 
-    from twilio_messaging import aws_json
+    from twilio_messaging.execution_environment import environment
 
     recorded: list[Any] = []
 
     def record(response: Any, *args: Any, **kwargs: Any) -> None:
         recorded.append(response.request)
 
-    layer_session = aws_json.shared_session()
+    layer_session = environment.aws_session()
     layer_session.hooks["response"].append(record)
     event = make_event()
     try:
@@ -122,11 +119,11 @@ def recorded_aws_floor(handler: Callable[[Event, Any], Any], make_event: Callabl
             raise SystemExit("the webhook failed while its AWS calls were recorded")
     finally:
         layer_session.hooks["response"].remove(record)
-    old = event["headers"][WEBHOOK_TOKEN_HEADER].encode()
+    old = webhook_sid(event)
     session = requests.Session()
 
     def replay(event: Event) -> None:
-        new = event["headers"][WEBHOOK_TOKEN_HEADER].encode()
+        new = webhook_sid(event)
         for request in recorded:
             answer = session.post(request.url, data=request.body.replace(old, new), headers=dict(request.headers))
             if answer.status_code >= 300:

@@ -1,4 +1,4 @@
-"""The product run without accounts and without Docker (DESIGN.md section 9).
+"""The product run without accounts and without Docker (README, "The local stack").
 
 - Twilio: Stoplight Prism serving Twilio's own OpenAPI description of the 2010 API (`prism`).
 - AWS: moto_server on loopback, with the secret, the state table and the event bus (`moto_stack`).

@@ -14,13 +14,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 
-# The state table as DESIGN.md section 3 describes it (Powertools idempotency's layout), for as
-# long as the template declares none.
-DEFAULT_STATE_TABLE = "StateTable"
-DEFAULT_KEY = "id"
-DEFAULT_TTL_ATTRIBUTE = "expiration"
-
-
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -53,7 +46,6 @@ class Table:
     key_schema: list[dict[str, str]]
     attribute_definitions: list[dict[str, str]]
     ttl_attribute: str | None
-    declared: bool  # False: the default state table, while the template declares none
 
 
 @dataclass
@@ -77,16 +69,6 @@ def _table(logical_id: str, resource: dict[str, Any]) -> Table | None:
     properties = resource.get("Properties") or {}
     name = properties.get("TableName")
     name = name if isinstance(name, str) and name else logical_id  # SAM CLI resolves !Ref to the logical id
-    if resource.get("Type") == "AWS::Serverless::SimpleTable":
-        key = properties.get("PrimaryKey") or {"Name": DEFAULT_KEY, "Type": "String"}
-        kind = {"String": "S", "Number": "N", "Binary": "B"}.get(str(key.get("Type")), "S")
-        return Table(
-            name,
-            [{"AttributeName": key["Name"], "KeyType": "HASH"}],
-            [{"AttributeName": key["Name"], "AttributeType": kind}],
-            None,
-            True,
-        )
     if resource.get("Type") != "AWS::DynamoDB::Table":
         return None
     ttl = properties.get("TimeToLiveSpecification") or {}
@@ -95,7 +77,6 @@ def _table(logical_id: str, resource: dict[str, Any]) -> Table | None:
         [dict(k) for k in properties.get("KeySchema") or []],
         [dict(a) for a in properties.get("AttributeDefinitions") or []],
         ttl.get("AttributeName") if ttl.get("Enabled") in (True, "true", "True") else None,
-        True,
     )
 
 
@@ -141,12 +122,6 @@ def load_template(
     template = LocalTemplate(
         path=path, stage=api.stage_name or "prod", api=api, routes=routes, functions=functions, tables=tables
     )
-    wanted = template.environment_values("STATE_TABLE_NAME") or ({DEFAULT_STATE_TABLE} if not tables else set())
-    for name in sorted(wanted - {t.name for t in tables}):
-        key = [{"AttributeName": DEFAULT_KEY, "KeyType": "HASH"}]
-        template.tables.append(
-            Table(name, key, [{"AttributeName": DEFAULT_KEY, "AttributeType": "S"}], DEFAULT_TTL_ATTRIBUTE, False)
-        )
     buses = {
         str((r.get("Properties") or {}).get("Name") or logical_id)
         for logical_id, r in resources.items()

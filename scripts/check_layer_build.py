@@ -32,10 +32,10 @@ sys.path[:] = json.loads(os.environ["PROBE_PATH"])
 os.environ.update(POWERTOOLS_SERVICE_NAME="probe", POWERTOOLS_TRACE_DISABLED="true", AWS_REGION="us-east-1")
 import app  # the handler, as Lambda imports it
 import requests
-import aws_lambda_powertools.utilities.idempotency.base  # what an idempotent send loads
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
-from twilio_messaging import (adapters, aws_json, event_bus, idempotent_send, messaging, send_operation,
-    state_table, task_completion, twilio_client, webhook_signature, webhooks)
+import importlib, pkgutil, twilio_messaging
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function  # a keyed send's
+for module in pkgutil.iter_modules(twilio_messaging.__path__):  # every module of the layer
+    importlib.import_module(f"twilio_messaging.{module.name}")
 layer = os.environ["PROBE_LAYER"]
 from_source = sorted(
     name for name, module in list(sys.modules.items())

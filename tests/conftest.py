@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -20,13 +19,22 @@ os.environ.update(
     }
 )
 
-from tests.support import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, SECRET_ID, LambdaContext
+from tests.support import (
+    API_KEY_SECRET,
+    API_KEY_SID,
+    BODIES,
+    SECRET_ID,
+    STATE_TABLE,
+    LambdaContext,
+    atomic_moto_dynamodb,
+    credentials,
+)
 
 
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test starts from the template's environment and with nothing cached."""
-    from twilio_messaging import public_url, runtime
+    from twilio_messaging.execution_environment import environment
 
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "PUBLIC_BASE_URL", "DEFAULT_MESSAGING_SERVICE_SID"):
         monkeypatch.delenv(name, raising=False)
@@ -41,21 +49,14 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
-    runtime.reset()
-    public_url.forget_cached_parameter()
+    environment.reset()
     yield
-    runtime.reset()
+    environment.reset()
 
 
 @pytest.fixture
 def context() -> LambdaContext:
     return LambdaContext()
-
-
-def credentials(**overrides: Any) -> dict[str, Any]:
-    secret: dict[str, Any] = {"accountSid": ACCOUNT_SID, "authToken": AUTH_TOKEN}
-    secret.update(overrides)
-    return {k: v for k, v in secret.items() if v is not None}
 
 
 @pytest.fixture
@@ -68,38 +69,6 @@ def aws() -> Iterator[Any]:
         client = boto3.client("secretsmanager", region_name="us-east-1")
         client.create_secret(Name=SECRET_ID, SecretString=json.dumps(credentials()))
         yield client
-
-
-STATE_TABLE = "twilio-messaging-state"
-
-
-@contextmanager
-def atomic_moto_dynamodb() -> Iterator[None]:
-    """DynamoDB decides each conditional write atomically; moto's in-memory table checks and
-    writes in two Python steps that threads can interleave. One lock per backend call restores
-    DynamoDB's guarantee, so that concurrency tests test the functions, not moto."""
-    import threading
-
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    names = ("put_item", "update_item", "delete_item", "get_item", "transact_write_items")
-    originals = {name: getattr(DynamoDBBackend, name) for name in names}
-
-    def locked(original: Any) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return original(*args, **kwargs)
-
-        return call
-
-    for name, original in originals.items():
-        setattr(DynamoDBBackend, name, locked(original))
-    try:
-        yield
-    finally:
-        for name, original in originals.items():
-            setattr(DynamoDBBackend, name, original)
 
 
 @pytest.fixture
@@ -136,10 +105,6 @@ def twilio(httpserver: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """pytest-httpserver standing in for api.twilio.com; the functions are pointed at it."""
     monkeypatch.setenv("TWILIO_API_BASE_URL", httpserver.url_for("/").rstrip("/"))
     return httpserver
-
-
-# Message bodies of the sample events and tests: none may ever reach a log line.
-BODIES = ("Your order #1234 has shipped.", "Maintenance tonight at 22:00 UTC.", "Your verification is complete.")
 
 
 @pytest.fixture(autouse=True)

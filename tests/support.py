@@ -1,4 +1,5 @@
-"""Test helpers shared by every suite: loading handlers, events and a Lambda context."""
+"""Test helpers shared by every suite and the benchmarks: loading handlers and events, a Lambda
+context, the Message fixture, the webhook signer, the test secret, moto's atomic DynamoDB."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import importlib.util
 import json
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -81,12 +84,17 @@ class LambdaContext:
 
 
 def twilio_message(
-    sid: str = MESSAGE_SID, to: str = "+15558675310", status: str = "queued", **fields: Any
+    sid: str = MESSAGE_SID,
+    to: str = "+15558675310",
+    status: str = "queued",
+    *,
+    account_sid: str = ACCOUNT_SID,
+    **fields: Any,
 ) -> dict[str, Any]:
     """A Message resource as Twilio answers it (snake_case, RFC 2822 dates, counts as strings)."""
     resource = {
         "sid": sid,
-        "account_sid": ACCOUNT_SID,
+        "account_sid": account_sid,
         "messaging_service_sid": None,
         "from": "+15005550006",
         "to": to,
@@ -103,8 +111,8 @@ def twilio_message(
         "date_sent": None,
         "date_updated": "Thu, 30 Jul 2015 20:12:33 +0000",
         "api_version": "2010-04-01",
-        "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json",
-        "subresource_uris": {"media": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}/Media.json"},
+        "uri": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json",
+        "subresource_uris": {"media": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}/Media.json"},
     }
     resource.update(fields)
     return resource
@@ -112,3 +120,82 @@ def twilio_message(
 
 def is_api_event(event: Any) -> bool:
     return isinstance(event, dict) and "httpMethod" in event
+
+
+def twilio_signature(url: str, pairs: list[tuple[str, str]], token: str = AUTH_TOKEN) -> str:
+    """X-Twilio-Signature as Twilio computes it (docs/twilio.md, "Webhook signatures"), written
+    out independently of the layer's own check: the URL, then each parameter name (sorted,
+    de-duplicated) followed by each of its values (sorted, de-duplicated); HMAC-SHA1, base64."""
+    import base64
+    import hashlib
+    import hmac
+
+    values: dict[str, set[str]] = {}
+    for name, value in pairs:
+        values.setdefault(name, set()).add(value)
+    payload = url + "".join(name + value for name in sorted(values) for value in sorted(values[name]))
+    return base64.b64encode(hmac.new(token.encode(), payload.encode(), hashlib.sha1).digest()).decode()
+
+
+def signed_webhook_event(
+    relative: str = "webhook/status_callback.json", *, message_sid: str | None = None, token: str = AUTH_TOKEN
+) -> dict[str, Any]:
+    """An events/webhook/ file, about another message when `message_sid` is given (so that it is
+    no duplicate of an earlier delivery: repeats are recognised by what Twilio signs), signed
+    again with `token` for the event's own URL."""
+    from urllib.parse import parse_qsl, urlencode
+
+    event: dict[str, Any] = load_event(relative)
+    pairs = parse_qsl(event["body"], keep_blank_values=True)
+    if message_sid:
+        sids = ("MessageSid", "SmsSid", "SmsMessageSid")
+        pairs = [(name, message_sid if name in sids else value) for name, value in pairs]
+        event["body"] = urlencode(pairs)
+    context = event["requestContext"]
+    signature = twilio_signature(f"https://{context['domainName']}{context['path']}", pairs, token)
+    event["headers"]["X-Twilio-Signature"] = signature
+    if event.get("multiValueHeaders"):
+        event["multiValueHeaders"]["X-Twilio-Signature"] = [signature]
+    return event
+
+
+def credentials(**overrides: Any) -> dict[str, Any]:
+    secret: dict[str, Any] = {"accountSid": ACCOUNT_SID, "authToken": AUTH_TOKEN}
+    secret.update(overrides)
+    return {k: v for k, v in secret.items() if v is not None}
+
+
+# Message bodies of the sample events and tests: none may ever reach a log line.
+BODIES = ("Your order #1234 has shipped.", "Maintenance tonight at 22:00 UTC.", "Your verification is complete.")
+
+
+STATE_TABLE = "twilio-messaging-state"
+
+
+@contextmanager
+def atomic_moto_dynamodb() -> Iterator[None]:
+    """DynamoDB decides each conditional write atomically; moto's in-memory table checks and
+    writes in two Python steps that threads can interleave. One lock per backend call restores
+    DynamoDB's guarantee, so that concurrency tests test the functions, not moto."""
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    names = ("put_item", "update_item", "delete_item", "get_item", "transact_write_items")
+    originals = {name: getattr(DynamoDBBackend, name) for name in names}
+
+    def locked(original: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return original(*args, **kwargs)
+
+        return call
+
+    for name, original in originals.items():
+        setattr(DynamoDBBackend, name, locked(original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(DynamoDBBackend, name, original)

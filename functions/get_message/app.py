@@ -4,21 +4,26 @@ from typing import Any
 
 from twilio_messaging.adapters import Answer, Invocation, handle
 from twilio_messaging.deadline import Deadline
-from twilio_messaging.get_request import parse_get_request
-from twilio_messaging.messaging import delete_message, get_message
+from twilio_messaging.execution_environment import environment
+from twilio_messaging.message_by_sid import delete_message, get_message, parse_message_request
 from twilio_messaging.observability import logger, metrics
-from twilio_messaging.runtime import twilio_client
 
 
-def get_or_delete(invocation: Invocation, deadline: Deadline) -> Answer:
-    request = parse_get_request(invocation)
+def handle_get_message(invocation: Invocation, deadline: Deadline) -> Answer:
+    if invocation.source == "api":
+        query, _ = invocation.query_fields()
+        request = parse_message_request(
+            query, path_sid=invocation.path_parameters.get("sid", ""), http_method=invocation.method
+        )
+    else:
+        request = parse_message_request(invocation.payload)
     if request.method == "DELETE":
-        delete_message(twilio_client(), request.sid, deadline)
+        delete_message(environment.twilio_client(), request.sid, deadline)
         return Answer(204, None) if invocation.source == "api" else Answer(200, {"sid": request.sid, "deleted": True})
-    return Answer(200, get_message(twilio_client(), request.sid, deadline))
+    return Answer(200, get_message(environment.twilio_client(), request.sid, deadline))
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: Any) -> Any:
-    return handle(event, context, get_or_delete, body="none")
+    return handle(event, context, handle_get_message, body="none")

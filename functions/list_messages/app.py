@@ -5,17 +5,21 @@ from typing import Any
 
 from twilio_messaging.adapters import Answer, Invocation, handle
 from twilio_messaging.deadline import Deadline
+from twilio_messaging.execution_environment import environment
 from twilio_messaging.listing import list_resource, parse_list_request
 from twilio_messaging.observability import logger, metrics
-from twilio_messaging.runtime import twilio_client
 
 
-def list_page(invocation: Invocation, deadline: Deadline) -> Answer:
-    request = parse_list_request(invocation)
-    return Answer(200, list_resource(twilio_client(), request, deadline))
+def handle_list_messages(invocation: Invocation, deadline: Deadline) -> Answer:
+    if invocation.source == "api":
+        fields, repeated = invocation.query_fields()
+        request = parse_list_request(fields, route=invocation.resource, repeated=repeated)
+    else:
+        request = parse_list_request(invocation.payload)
+    return Answer(200, list_resource(environment.twilio_client(), request, deadline))
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: Any) -> Any:
-    return handle(event, context, list_page, body="none")
+    return handle(event, context, handle_list_messages, body="none")

@@ -19,8 +19,7 @@ import pytest
 
 from local.prism import EXAMPLE_ACCOUNT_SID, Prism
 from local.processes import LocalStackError, stop_process, tail
-from tests.conftest import credentials
-from tests.support import ROOT, SECRET_ID
+from tests.support import ROOT, SECRET_ID, credentials
 
 STACK_STARTUP_SECONDS = 60.0
 

@@ -21,9 +21,8 @@ from local.prism import EXAMPLE_ACCOUNT_SID
 from local.sign_webhook import signature
 from local.stack import LOCAL_AUTH_TOKEN, WEBHOOK_PATH
 from local.template import load_template
-from tests.conftest import BODIES
 from tests.contract.conftest import StackProcess
-from tests.support import ROOT
+from tests.support import BODIES, ROOT
 
 pytestmark = pytest.mark.contract
 TIMEOUT = 35

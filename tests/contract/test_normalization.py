@@ -1,6 +1,6 @@
 """Twilio's answers, as its OpenAPI description's examples give them (served by Prism), normalize
 into our models without loss: every field of the Message, phone number and caller ID models is
-the example's value, converted only as DESIGN.md section 5 says (camelCase, integers, ISO 8601)."""
+the example's value, converted only as docs/api.md says (camelCase, integers, ISO 8601)."""
 
 from __future__ import annotations
 

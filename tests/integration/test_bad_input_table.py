@@ -23,8 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import credentials
-from tests.support import MESSAGE_SID, SECRET_ID, api_event, load_event, load_handler
+from tests.support import MESSAGE_SID, SECRET_ID, api_event, credentials, load_event, load_handler
 from twilio_messaging.errors import ValidationError
 from twilio_messaging.validation import MORE_PROBLEMS
 

@@ -1,4 +1,4 @@
-"""The fault suite (DESIGN.md sections 6 and 7): every function against a Twilio that fails in
+"""The fault suite (docs/api.md, "Errors" and "Idempotency and retries"): every function against a Twilio that fails in
 every way a network can, Secrets Manager and EventBridge failures, and concurrent duplicates.
 
 For each fault, function and invocation source the test asserts the error type (direct invoke:
@@ -25,7 +25,6 @@ from typing import Any, Literal
 
 import pytest
 
-from tests.conftest import atomic_moto_dynamodb, credentials
 from tests.integration.faulty_twilio import (
     Fault,
     FaultyTwilio,
@@ -48,12 +47,15 @@ from tests.support import (
     SECRET_ID,
     LambdaContext,
     api_event,
+    atomic_moto_dynamodb,
+    credentials,
     load_event,
     load_handler,
+    signed_webhook_event,
     twilio_message,
 )
 from twilio_messaging.errors import TwilioMessagingError
-from twilio_messaging.messaging import PACED_RETRY
+from twilio_messaging.sending import PACED_RETRY
 
 TABLE = "twilio-messaging-faults"
 RECIPIENTS = ["+15558675310", "+15558675311"]
@@ -311,7 +313,7 @@ def run(target: Target, source: Source, remaining_ms: int) -> Outcome:
 
 @dataclass(frozen=True)
 class Expect:
-    """The answer DESIGN.md sections 6 and 7 call for.
+    """The answer docs/api.md describes ("Errors", "Idempotency and retries").
 
     `error` None is a success: `status` is then the HTTP status over API Gateway (raw requests:
     `twilio_status` is Twilio's status inside the 200 envelope). For a batch, `error` is the code
@@ -656,13 +658,19 @@ SECRET_FAULTS = {
 }
 
 
-def _webhook_event(token: str | None = None) -> dict[str, Any]:
-    """The signed sample status callback, as Twilio delivers it with idempotency token `token`."""
-    event: dict[str, Any] = copy.deepcopy(load_event("webhook/status_callback.json"))
-    token = token or str(uuid.uuid4())
-    event["headers"]["I-Twilio-Idempotency-Token"] = token
-    event["multiValueHeaders"]["I-Twilio-Idempotency-Token"] = [token]
-    return event
+def new_sid() -> str:
+    return "SM" + uuid.uuid4().hex
+
+
+def _webhook_event(sid: str | None = None, base: str = "webhook/status_callback.json") -> dict[str, Any]:
+    """The signed sample webhook about message `sid` (a new one by default): a delivery that is
+    no duplicate of another test's."""
+    return signed_webhook_event(base, message_sid=sid or new_sid())
+
+
+def _claim_id(sid: str, base: str = "webhook/status_callback.json") -> str:
+    """The state table id of a webhook's de-duplication claim: what Twilio signed identifies it."""
+    return f"webhook#message:{sid}:delivered" if "status" in base else f"webhook#message:{sid}"
 
 
 WEBHOOK = Target("webhook", "webhook", "read", _webhook_event, lambda: None)
@@ -721,7 +729,11 @@ def test_secrets_manager_failure_is_a_configuration_error_and_the_next_call_reco
     assert cloud.published() == []
 
     # The failure was not cached: the next invocation reads the secret and goes through.
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", secrets_manager.url)
+    if behaviour is None:  # another endpoint: clients are built once per execution environment
+        from twilio_messaging.execution_environment import environment
+
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", secrets_manager.url)
+        environment.reset()
     secrets_manager.behave(then=ok())
     recovered = run(target, source, 3000)
     assert recovered.error_type is None, recovered.body
@@ -779,10 +791,8 @@ def test_put_events_failure_is_5xx_and_twilios_retry_publishes_the_event_once(
         return real_call(self, operation, payload, timeout)
 
     monkeypatch.setattr(AwsJsonClient, "call", call)
-    token = str(uuid.uuid4())
-    event = _webhook_event(token)
-    event["body"] = load_event(base)["body"]
-    event["headers"]["X-Twilio-Signature"] = load_event(base)["headers"]["X-Twilio-Signature"]
+    sid = new_sid()
+    event = _webhook_event(sid, base)
 
     started = time.monotonic()
     first = call_webhook(event)
@@ -791,11 +801,11 @@ def test_put_events_failure_is_5xx_and_twilios_retry_publishes_the_event_once(
     assert json.loads(first["body"])["error"]["code"] == "AWS_SERVICE_UNAVAILABLE"
     assert first["headers"]["Retry-After"] == "1"
     assert webhook_env.published() == []
-    assert webhook_env.record(f"webhook#token:{token}") is None  # the claim was released
+    assert webhook_env.record(_claim_id(sid, base)) is None  # the claim was released
     assert len(put_events) == (1 if failure == "partial failure" else 3)
 
     failing["on"] = False
-    retried = call_webhook(event)  # Twilio's retry: same body, same idempotency token
+    retried = call_webhook(event)  # Twilio's retry: the same signed body
     assert retried["statusCode"] == 200 and retried["headers"]["Content-Type"] == "text/xml"
     [published] = webhook_env.published()
     assert json.loads(put_events[-1]["Entries"][0]["Detail"]) == published["detail"]
@@ -811,8 +821,8 @@ def test_eventbridge_that_never_answers_leaves_time_to_release_the_claim(
 ) -> None:
     """EventBridge hangs: the webhook answers 5xx within its remaining time, and the claim it
     took is released with time to spare, so that Twilio's retry is processed, not held off."""
-    from twilio_messaging import runtime
     from twilio_messaging.aws_json import AwsJsonClient
+    from twilio_messaging.execution_environment import environment
 
     endpoint = FaultyTwilio()
     endpoint.behave(then=hang())
@@ -825,23 +835,23 @@ def test_eventbridge_that_never_answers_leaves_time_to_release_the_claim(
         return real_call(self, operation, payload, timeout)
 
     monkeypatch.setattr(AwsJsonClient, "call", call)
-    token = str(uuid.uuid4())
+    sid = new_sid()
     try:
         started = time.monotonic()
-        first = call_webhook(_webhook_event(token), remaining_ms=1500)
+        first = call_webhook(_webhook_event(sid), remaining_ms=1500)
         seconds = time.monotonic() - started
     finally:
         endpoint.stop()
     assert first["statusCode"] == 503, first["body"]
     assert seconds < 1.5
-    assert webhook_env.record(f"webhook#token:{token}") is None
+    assert webhook_env.record(_claim_id(sid)) is None
     # moto answers in-process whatever the timeout: check the release had time to be answered.
     connect, read = timeouts["DeleteItem"]
     assert min(connect, read) >= 0.1, timeouts["DeleteItem"]
 
     monkeypatch.delenv("AWS_ENDPOINT_URL_EVENTBRIDGE")
-    runtime.reset()  # a new execution environment: its clients read the changed endpoint
-    assert call_webhook(_webhook_event(token))["statusCode"] == 200
+    environment.reset()  # a new execution environment: its clients read the changed endpoint
+    assert call_webhook(_webhook_event(sid))["statusCode"] == 200
     assert len(webhook_env.published()) == 1
 
 
@@ -915,7 +925,7 @@ def test_fifty_concurrent_deliveries_while_eventbridge_fails_publish_once_on_ret
 
 
 def test_fifty_concurrent_sends_with_one_idempotency_key_post_once(fake: FaultyTwilio) -> None:
-    """The idempotency contract (DESIGN.md section 7): concurrent duplicates make one call; each
+    """The idempotency contract (docs/api.md, "Idempotency and retries"): concurrent duplicates make one call; each
     caller gets the first answer (201, the same sid) or 409 IDEMPOTENCY_IN_PROGRESS."""
     fake.behave(then=ok(delay=0.5))  # Twilio takes its time: every duplicate arrives meanwhile
     key = f"fault-suite-{uuid.uuid4()}"

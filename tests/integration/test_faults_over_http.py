@@ -27,9 +27,17 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from local.moto_stack import MotoServer, client
-from tests.conftest import credentials
 from tests.integration.faulty_twilio import FaultyTwilio, Received, Reply, hang, ok, sid_for, trickle, twilio_answer
-from tests.support import ROOT, SECRET_ID, LambdaContext, api_event, load_event, load_handler, twilio_message
+from tests.support import (
+    ROOT,
+    SECRET_ID,
+    LambdaContext,
+    api_event,
+    credentials,
+    load_event,
+    load_handler,
+    twilio_message,
+)
 from twilio_messaging.errors import TwilioMessagingError
 
 TABLE = "twilio-messaging-http-faults"

@@ -18,8 +18,16 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.logging.filters import SuppressFilter
 
-from tests.conftest import BODIES
-from tests.support import MESSAGE_SID, SECRETS, LambdaContext, api_event, load_event, load_handler, twilio_message
+from tests.support import (
+    BODIES,
+    MESSAGE_SID,
+    SECRETS,
+    LambdaContext,
+    api_event,
+    load_event,
+    load_handler,
+    twilio_message,
+)
 from twilio_messaging.observability import logger, quiet_libraries
 
 FULL_NUMBER = re.compile(r"(\+|%2[bB])\d{8,15}")

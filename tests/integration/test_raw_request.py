@@ -589,12 +589,12 @@ def test_the_messaging_service_sample_reads_messaging_twilio_com(aws: Any, conte
     """The one sample that names a host other than the API base: answered by a transport mounted
     on the function's own session, so the handler runs end to end without the internet."""
     from tests.unit.test_raw_request import RecordingTransport
-    from twilio_messaging import runtime
+    from twilio_messaging.execution_environment import environment
 
     url = "https://messaging.twilio.com/v1/Services/MG0123456789abcdef0123456789abcdef"
     service = {"sid": "MG0123456789abcdef0123456789abcdef", "friendly_name": "Alerts"}
     transport = RecordingTransport({url: (200, {"Content-Type": "application/json"}, json.dumps(service).encode())})
-    runtime.twilio_client().session.mount("https://messaging.twilio.com", transport)
+    environment.twilio_client().session.mount("https://messaging.twilio.com", transport)
 
     answer = run(load_event("raw_request/direct_messaging_service.json"), context)
 

@@ -12,7 +12,6 @@ from urllib.parse import parse_qsl
 import pytest
 from werkzeug import Request, Response
 
-from tests.conftest import credentials
 from tests.support import (
     ACCOUNT_SID,
     API_KEY_SECRET,
@@ -23,6 +22,7 @@ from tests.support import (
     SECRET_ID,
     SECRETS,
     api_event,
+    credentials,
     load_event,
     load_handler,
     twilio_message,
@@ -457,11 +457,17 @@ def test_batch_with_a_missing_secret_fails_once_with_500(aws: Any, twilio: Any, 
 def test_an_unreadable_url_parameter_is_not_read_again_on_every_send(
     aws: Any, state_table: str, twilio: Any, context: Any, monkeypatch: Any
 ) -> None:
-    from twilio_messaging import public_url
+    from twilio_messaging.aws_json import AwsJsonClient
 
     reads: list[str] = []
-    original = public_url._parameter
-    monkeypatch.setattr(public_url, "_parameter", lambda name: reads.append(name) or original(name))
+    original = AwsJsonClient.call
+
+    def counting(self: AwsJsonClient, operation: str, payload: dict[str, Any], timeout: Any = None) -> Any:
+        if operation == "GetParameter":
+            reads.append(payload["Name"])
+        return original(self, operation, payload, timeout)
+
+    monkeypatch.setattr(AwsJsonClient, "call", counting)
     monkeypatch.setenv("PUBLIC_BASE_URL_PARAMETER", "/stack/missing-parameter")
     accept(twilio)
     for _ in range(2):

@@ -15,7 +15,6 @@ from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
-from tests.conftest import credentials
 from tests.support import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -23,6 +22,7 @@ from tests.support import (
     ROTATED_AUTH_TOKEN,
     SECRET_ID,
     LambdaContext,
+    credentials,
     load_event,
     load_handler,
     twilio_message,
@@ -516,6 +516,27 @@ def test_undelivered_fails_the_task_with_message_delivery_failed(
         "errorCode": 30003,
         "to": "+15558675310",
     }
+
+
+def test_a_task_the_function_may_not_complete_does_not_hold_back_the_event(
+    bus: Bus, twilio: Any, public_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A token from a state machine outside TaskTokenStateMachineArns: IAM refuses the completion.
+    The callback is still answered 200 and published, once; the refusal is counted."""
+    from twilio_messaging.aws_json import AwsCallFailed, AwsJsonClient
+
+    real_call = AwsJsonClient.call
+
+    def denied(self: AwsJsonClient, operation: str, payload: dict[str, Any], timeout: Any = None) -> Any:
+        if operation.startswith("SendTask"):
+            raise AwsCallFailed("AccessDeniedException", 400)
+        return real_call(self, operation, payload, timeout)
+
+    monkeypatch.setattr(AwsJsonClient, "call", denied)
+    send_with_token(twilio, "token-of-another-state-machine")
+    assert call(webhook_event(status_params("delivered")))["statusCode"] == 200
+    assert [e["detail"]["status"] for e in bus.published()] == ["delivered"]
+    assert "TaskCompletionsRefused" in capsys.readouterr().out
 
 
 def test_a_callback_before_the_token_is_stored_still_completes_the_task(

@@ -4,9 +4,6 @@ the functions' answers and failures come back as API Gateway would answer them."
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import io
 import json
 import time
@@ -21,6 +18,7 @@ from local.prism import MESSAGES_PATH, patched_spec
 from local.sign_webhook import signature
 from local.stack import StackInfo, describe
 from local.template import TEMPLATE, LocalTemplate, load_template
+from tests.support import twilio_signature
 
 SID = "SM" + "0" * 32
 
@@ -154,15 +152,6 @@ def test_lambda_context(template: LocalTemplate) -> None:
     assert context.invoked_function_arn.endswith(":function:RawRequestFunction")
     assert context.aws_request_id == "req-1" and context.memory_limit_in_mb == 256
     assert 29_000 < context.get_remaining_time_in_millis() <= 30_000
-
-
-def twilio_signature(url: str, params: list[tuple[str, str]], token: str) -> str:
-    """TWILIO.md's algorithm, written out: names sorted, each name's values sorted."""
-    payload = url
-    for name in sorted({n for n, _ in params}):
-        for value in sorted({v for n, v in params if n == name}):
-            payload += name + value
-    return base64.b64encode(hmac.new(token.encode(), payload.encode(), hashlib.sha1).digest()).decode()
 
 
 def test_sign_webhook_signs_as_twilio_does() -> None:

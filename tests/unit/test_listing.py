@@ -14,6 +14,7 @@ from twilio_messaging.deadline import Deadline
 from twilio_messaging.errors import NotFound, TwilioUnavailable, ValidationError
 from twilio_messaging.listing import (
     RESOURCES,
+    ListRequest,
     PagePosition,
     decode_token,
     encode_token,
@@ -46,12 +47,20 @@ class StubClient:
         return self.pages[uri]
 
 
-def direct(**payload: Any) -> Invocation:
-    return Invocation(source="direct", payload=payload)
+def direct(**payload: Any) -> dict[str, Any]:
+    return payload
 
 
-def api(resource: str, **query: list[str]) -> Invocation:
-    return Invocation(source="api", method="GET", resource=resource, query=query)
+def api(resource: str, **query: list[str]) -> tuple[dict[str, str], str, list[str]]:
+    """What the list function hands the parser for an API request: one value each, the route,
+    and the names given more than once."""
+    fields, repeated = Invocation(source="api", method="GET", resource=resource, query=query).query_fields()
+    return fields, resource, repeated
+
+
+def parsed(request: Any) -> ListRequest:
+    """`direct(...)` or `api(...)` through the parser, as the list function calls it."""
+    return parse_list_request(*request) if isinstance(request, tuple) else parse_list_request(request)
 
 
 def token_of(document: dict[str, Any]) -> str:
@@ -66,7 +75,7 @@ def problems_of(error: ValidationError) -> dict[str, str]:
 
 
 def test_defaults_are_page_size_50_and_a_limit_of_one_page() -> None:
-    request = parse_list_request(direct())
+    request = parsed(direct())
 
     assert request.resource is MESSAGES
     assert (request.page_size, request.limit, request.filters, request.position) == (50, 50, {}, None)
@@ -74,7 +83,7 @@ def test_defaults_are_page_size_50_and_a_limit_of_one_page() -> None:
 
 
 def test_api_query_values_are_parsed_and_routed_by_resource() -> None:
-    request = parse_list_request(api("/phone-numbers", pageSize=["10"], limit=["25"]))
+    request = parsed(api("/phone-numbers", pageSize=["10"], limit=["25"]))
 
     assert request.resource is RESOURCES["phoneNumbers"]
     assert (request.page_size, request.limit) == (10, 25)
@@ -82,26 +91,26 @@ def test_api_query_values_are_parsed_and_routed_by_resource() -> None:
 
 def test_filters_are_refused_on_lists_that_do_not_have_them() -> None:
     with pytest.raises(ValidationError) as raised:
-        parse_list_request(direct(resource="callerIds", to="+15558675310"))
+        parsed(direct(resource="callerIds", to="+15558675310"))
 
     assert problems_of(raised.value) == {"to": "is not a known field"}
 
 
 def test_an_unknown_api_route_is_not_found() -> None:
     with pytest.raises(NotFound):
-        parse_list_request(api("/numbers"))
+        parsed(api("/numbers"))
 
 
 def test_a_repeated_query_parameter_is_a_problem() -> None:
     with pytest.raises(ValidationError) as raised:
-        parse_list_request(api("/messages", to=["+15558675310", "+15558675311"]))
+        parsed(api("/messages", to=["+15558675310", "+15558675311"]))
 
     assert problems_of(raised.value) == {"to": "must be given once"}
 
 
 def test_every_problem_is_listed_at_once() -> None:
     with pytest.raises(ValidationError) as raised:
-        parse_list_request(
+        parsed(
             direct(
                 pageSize=True,
                 limit=10001,
@@ -126,7 +135,7 @@ def test_every_problem_is_listed_at_once() -> None:
 
 
 def test_dates_and_date_times_are_sent_as_utc_date_times() -> None:
-    request = parse_list_request(direct(dateSentAfter="2026-11-01T08:00:00-05:00", dateSentBefore="2026-11-22"))
+    request = parsed(direct(dateSentAfter="2026-11-01T08:00:00-05:00", dateSentBefore="2026-11-22"))
 
     assert request.twilio_params() == [
         ("DateSent>", "2026-11-01T13:00:00Z"),
@@ -137,7 +146,7 @@ def test_dates_and_date_times_are_sent_as_utc_date_times() -> None:
 
 def test_date_sent_takes_a_date_only() -> None:
     with pytest.raises(ValidationError) as raised:
-        parse_list_request(direct(dateSent="2026-11-01T08:00:00Z"))
+        parsed(direct(dateSent="2026-11-01T08:00:00Z"))
 
     assert problems_of(raised.value) == {"dateSent": "must be YYYY-MM-DD"}
 
@@ -172,7 +181,7 @@ def test_a_page_uri_must_name_this_list_on_the_configured_api(uri: Any) -> None:
     assert page_uri_problem(uri, MESSAGES) is not None
     token = token_of({"v": 1, "r": "messages", "u": uri, "o": 0, "f": {}})
     with pytest.raises(ValidationError) as raised:
-        parse_list_request(direct(pageToken=token))
+        parsed(direct(pageToken=token))
     assert set(problems_of(raised.value)) == {"pageToken"}
 
 
@@ -190,7 +199,7 @@ def test_a_page_uri_must_name_this_list_on_the_configured_api(uri: Any) -> None:
 )
 def test_tampered_tokens_are_refused(document: Any) -> None:
     with pytest.raises(ValidationError) as raised:
-        parse_list_request(direct(pageToken=token_of(document)))
+        parsed(direct(pageToken=token_of(document)))
 
     assert set(problems_of(raised.value)) == {"pageToken"}
 
@@ -198,12 +207,12 @@ def test_tampered_tokens_are_refused(document: Any) -> None:
 @pytest.mark.parametrize("token", ["%%%", "bm90IGpzb24", "x" * 5000])
 def test_garbage_tokens_are_refused(token: str) -> None:
     with pytest.raises(ValidationError):
-        parse_list_request(direct(pageToken=token))
+        parsed(direct(pageToken=token))
 
 
 def test_a_token_of_another_account_is_refused_before_any_call() -> None:
     uri = f"/2010-04-01/Accounts/{OTHER_ACCOUNT}/Messages.json?PageSize=3"
-    request = parse_list_request(direct(pageToken=encode_token(MESSAGES, PagePosition(uri), {})))
+    request = parsed(direct(pageToken=encode_token(MESSAGES, PagePosition(uri), {})))
     client = StubClient({})
 
     with pytest.raises(ValidationError) as raised:
@@ -237,7 +246,7 @@ def test_walking_resumes_inside_a_cut_page_and_returns_every_record_once() -> No
         fields: dict[str, Any] = {"pageSize": 4, "limit": 3}
         if token:
             fields["pageToken"] = token
-        answer = list_resource(client, parse_list_request(direct(**fields)), Deadline.after(30))  # type: ignore[arg-type]
+        answer = list_resource(client, parsed(direct(**fields)), Deadline.after(30))  # type: ignore[arg-type]
         seen += [m["sid"] for m in answer["messages"]]
         token = answer["nextPageToken"]
         if token is None:
@@ -249,7 +258,7 @@ def test_walking_resumes_inside_a_cut_page_and_returns_every_record_once() -> No
 
 def test_a_short_deadline_stops_after_the_first_page_with_a_token_for_the_rest() -> None:
     client = StubClient(pages_of(3, 2))
-    request = parse_list_request(direct(pageSize=2, limit=6))
+    request = parsed(direct(pageSize=2, limit=6))
 
     answer = list_resource(client, request, Deadline.after(0.5))  # type: ignore[arg-type]
 
@@ -265,7 +274,7 @@ def test_a_next_page_uri_elsewhere_is_not_followed() -> None:
     )
 
     with pytest.raises(TwilioUnavailable):
-        list_resource(client, parse_list_request(direct(pageSize=1, limit=2)), Deadline.after(30))  # type: ignore[arg-type]
+        list_resource(client, parsed(direct(pageSize=1, limit=2)), Deadline.after(30))  # type: ignore[arg-type]
 
     assert client.requested == [f"{MESSAGES_PATH}?PageSize=1"]
 
@@ -274,4 +283,4 @@ def test_a_page_without_its_list_is_twilio_unavailable() -> None:
     client = StubClient({f"{MESSAGES_PATH}?PageSize=50": {"unexpected": []}})
 
     with pytest.raises(TwilioUnavailable):
-        list_resource(client, parse_list_request(direct()), Deadline.after(30))  # type: ignore[arg-type]
+        list_resource(client, parsed(direct()), Deadline.after(30))  # type: ignore[arg-type]

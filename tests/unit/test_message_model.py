@@ -1,5 +1,6 @@
 from tests.support import twilio_message
-from twilio_messaging.message_model import iso_utc, normalize_message
+from twilio_messaging.message_model import normalize_message
+from twilio_messaging.values import iso_utc
 
 
 def test_rfc2822_dates_become_iso_utc() -> None:

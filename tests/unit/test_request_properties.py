@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 
 from twilio_messaging.adapters import Invocation
 from twilio_messaging.errors import ValidationError
-from twilio_messaging.get_request import parse_get_request
 from twilio_messaging.listing import (
     RESOURCE_BY_ROUTE,
     RESOURCES,
@@ -29,6 +28,7 @@ from twilio_messaging.listing import (
     encode_token,
     parse_list_request,
 )
+from twilio_messaging.message_by_sid import parse_message_request
 from twilio_messaging.raw_request import RAW_FIELDS, parse_raw_request, url_problem
 from twilio_messaging.send_request import SEND_FIELDS, parse_send_request
 from twilio_messaging.settings import Settings
@@ -238,7 +238,7 @@ def test_a_lone_surrogate_in_a_send_body_is_a_validation_error() -> None:
 @given(payloads({"sid", "method"}, {"sid": message_sid}))
 def test_get_direct_parses_or_lists_its_problems(payload: Any) -> None:
     try:
-        request = parse_get_request(Invocation(source="direct", payload=payload))
+        request = parse_message_request(payload)
     except ValidationError as error:
         assert_listed(error)
         event("refused")
@@ -256,9 +256,9 @@ def test_get_direct_parses_or_lists_its_problems(payload: Any) -> None:
 def test_get_over_the_api_parses_or_lists_its_problems(
     method: str, path: dict[str, str], query: dict[str, list[str]]
 ) -> None:
-    invocation = Invocation(source="api", method=method, path_parameters=path, query=query)
+    fields, _ = Invocation(source="api", method=method, path_parameters=path, query=query).query_fields()
     try:
-        request = parse_get_request(invocation)
+        request = parse_message_request(fields, path_sid=path.get("sid", ""), http_method=method)
     except ValidationError as error:
         assert_listed(error)
         event("refused")
@@ -270,7 +270,7 @@ def test_get_over_the_api_parses_or_lists_its_problems(
 @PROPERTY
 @given(message_sid, st.sampled_from(["get", "GET", "Get", "delete", "DELETE"]))
 def test_a_valid_get_parses(sid: str, method: str) -> None:
-    request = parse_get_request(Invocation(source="direct", payload={"sid": sid, "method": method}))
+    request = parse_message_request({"sid": sid, "method": method})
     assert (request.sid, request.method) == (sid, method.upper())
 
 
@@ -300,7 +300,7 @@ list_values: dict[str, st.SearchStrategy[Any]] = {
 @given(payloads(LIST_FIELDS, list_values))
 def test_list_direct_parses_or_lists_its_problems(payload: Any) -> None:
     try:
-        request = parse_list_request(Invocation(source="direct", payload=payload))
+        request = parse_list_request(payload)
     except ValidationError as error:
         assert_listed(error)
         event("refused")
@@ -321,7 +321,8 @@ def test_list_direct_parses_or_lists_its_problems(payload: Any) -> None:
 )
 def test_list_over_the_api_parses_or_lists_its_problems(route: str, query: dict[str, list[str]]) -> None:
     try:
-        request = parse_list_request(Invocation(source="api", resource=route, query=query))
+        fields, repeated = Invocation(source="api", resource=route, query=query).query_fields()
+        request = parse_list_request(fields, route=route, repeated=repeated)
     except ValidationError as error:
         assert_listed(error)
         event("refused")
@@ -351,7 +352,7 @@ def valid_lists(draw: st.DrawFn) -> dict[str, Any]:
 @PROPERTY
 @given(valid_lists())
 def test_a_valid_list_parses_into_twilios_parameters(payload: dict[str, Any]) -> None:
-    request = parse_list_request(Invocation(source="direct", payload=payload))
+    request = parse_list_request(payload)
     params = dict(request.twilio_params())
     assert params["PageSize"] == str(payload.get("pageSize", 50))
     assert request.limit == payload.get("limit", request.page_size)
@@ -376,7 +377,7 @@ def test_a_page_token_round_trips(resource_name: str, offset: int, page: int, fi
     uri = f"/2010-04-01/Accounts/{ACCOUNT_SID}{resource.twilio_path}?PageSize=50&Page={page}"
     token = encode_token(resource, PagePosition(uri, offset), filters)
     assert decode_token(token, resource) == (PagePosition(uri, offset), filters, None)
-    request = parse_list_request(Invocation(source="direct", payload={"resource": resource_name, "pageToken": token}))
+    request = parse_list_request({"resource": resource_name, "pageToken": token})
     assert request.position == PagePosition(uri, offset) and request.filters == filters
 
 

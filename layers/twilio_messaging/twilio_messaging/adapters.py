@@ -44,6 +44,11 @@ class Invocation:
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
+    def query_fields(self) -> tuple[dict[str, str], list[str]]:
+        """The query string as one value per name (the last), and the names given more than once."""
+        fields = {name: values[-1] if values else "" for name, values in self.query.items()}
+        return fields, [name for name, values in self.query.items() if len(values) > 1]
+
     def public_urls(self, public_base_url: str = "") -> list[str]:
         """The URLs the caller may have requested, for signature checks: PUBLIC_BASE_URL plus the
         route when set (custom domains), else https://{domainName}{requestContext.path}; then the

@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import random
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,24 +70,14 @@ SSM = AwsJsonService("ssm", "AmazonSSM")
 DYNAMODB = AwsJsonService("dynamodb", "DynamoDB_20120810", "1.0")
 EVENTBRIDGE = AwsJsonService("events", "AWSEvents")
 STEP_FUNCTIONS = AwsJsonService("states", "AWSStepFunctions", "1.0")
-
-_session_lock = threading.Lock()
-_shared_session: Any = None
-
-
-def shared_session() -> Any:
-    """One connection pool for every AWS call of the execution environment: a warm call reuses
-    its TLS connection instead of paying a handshake each time."""
-    global _shared_session
-    with _session_lock:
-        if _shared_session is None:
-            import requests
-
-            from twilio_messaging.settings import http_uses_environment
-
-            _shared_session = requests.Session()
-            _shared_session.trust_env = http_uses_environment()
-        return _shared_session
+# By the name each has in AWS_ENDPOINT_URL_<SERVICE>.
+SERVICES = {
+    "SECRETS_MANAGER": SECRETS_MANAGER,
+    "SSM": SSM,
+    "DYNAMODB": DYNAMODB,
+    "EVENTBRIDGE": EVENTBRIDGE,
+    "SFN": STEP_FUNCTIONS,
+}
 
 
 def _hmac(key: bytes, message: str) -> bytes:
@@ -142,9 +131,11 @@ def sign(
 
 class AwsJsonClient:
     def __init__(self, service: AwsJsonService, env: AwsEnvironment, session: Any = None) -> None:
+        import requests  # already loaded by the Twilio client in every function that gets here
+
         self.service = service
         self.env = env
-        self._session = session
+        self._session = session or requests.Session()
         self.url = env.endpoint_url or f"https://{service.signing_name}.{env.region}.amazonaws.com"
 
     @property
@@ -154,11 +145,10 @@ class AwsJsonClient:
     def call(
         self, operation: str, payload: dict[str, Any], timeout: tuple[float, float] | None = None
     ) -> dict[str, Any]:
-        import requests  # already loaded by the Twilio client in every function that gets here
+        import requests
 
         if not self.available:
             raise AwsCallFailed("NoCredentials")
-        session = self._session or shared_session()
         body = json.dumps(payload).encode("utf-8")
         headers = sign(
             env=self.env,
@@ -172,7 +162,9 @@ class AwsJsonClient:
             now=datetime.now(UTC),
         )
         try:
-            response = session.post(self.url + "/", data=body, headers=headers, timeout=timeout or TIMEOUT_SECONDS)
+            response = self._session.post(
+                self.url + "/", data=body, headers=headers, timeout=timeout or TIMEOUT_SECONDS
+            )
         except requests.RequestException as error:
             raise AwsCallFailed(type(error).__name__) from None
         data = _json_object(response.content)
@@ -210,28 +202,29 @@ def _json_object(content: bytes) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def client_for(service: AwsJsonService, service_env_name: str) -> AwsJsonClient:
+def client_for(service: AwsJsonService, service_env_name: str, session: Any = None) -> AwsJsonClient:
     """A client with Lambda's credentials from the environment; elsewhere (a laptop with a
-    profile or SSO) with boto3's credential chain, still signed here."""
+    profile or SSO) with boto3's credential chain, still signed here. `session`: the
+    requests.Session to call through (one connection pool for every AWS service)."""
     from dataclasses import replace
 
     from twilio_messaging.settings import aws_environment
 
     env = aws_environment(service_env_name)
     if env.access_key_id and env.secret_access_key:
-        return AwsJsonClient(service, env)
+        return AwsJsonClient(service, env, session)
     import boto3
 
-    session = boto3.Session()
-    found = session.get_credentials()
+    chain = boto3.Session()
+    found = chain.get_credentials()
     if found is None:
-        return AwsJsonClient(service, env)  # not available: calls fail with NoCredentials
+        return AwsJsonClient(service, env, session)  # not available: calls fail with NoCredentials
     frozen = found.get_frozen_credentials()
     env = replace(
         env,
-        region=env.region or session.region_name or "",
+        region=env.region or chain.region_name or "",
         access_key_id=frozen.access_key or "",
         secret_access_key=frozen.secret_key or "",
         session_token=frozen.token or "",
     )
-    return AwsJsonClient(service, env)
+    return AwsJsonClient(service, env, session)

@@ -1,4 +1,4 @@
-"""Twilio credentials from Secrets Manager (DESIGN.md section 4): cached, re-read on demand,
+"""Twilio credentials from Secrets Manager (docs/architecture.md, "Credentials"): cached, re-read on demand,
 never logged. Read with a SigV4-signed call (aws_json) rather than boto3, whose import is the
 costliest part of a cold start; boto3 only finds credentials where the environment has none."""
 
@@ -8,11 +8,15 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twilio_messaging.deadline import Deadline, DeadlineExpired
 from twilio_messaging.errors import AwsServiceUnavailable, ConfigurationError, TwilioMessagingError
+
+if TYPE_CHECKING:
+    from twilio_messaging.aws_json import AwsJsonClient
 
 SECRET_READ_TIMEOUT_SECONDS = 5.0
 # After a rejection (Twilio's 401, a webhook signature that fails) the secret is read again at
@@ -102,9 +106,11 @@ class CredentialStore:
 
     reread_interval = REREAD_INTERVAL_SECONDS
 
-    def __init__(self, secret_id: str, max_age_seconds: int) -> None:
+    def __init__(self, secret_id: str, max_age_seconds: int, client: Callable[[], AwsJsonClient] | None = None) -> None:
+        """`client`: builds the Secrets Manager client on the first read (default: one of its own)."""
         self._secret_id = secret_id
         self._max_age = max_age_seconds
+        self._client = client or _own_client
         self._lock = threading.Lock()
         self._cached: Credentials | None = None
         self._read_at = 0.0
@@ -133,9 +139,9 @@ class CredentialStore:
         return parse_secret(self._secret_string(deadline))
 
     def _secret_string(self, deadline: Deadline | None) -> str | None:
-        from twilio_messaging.aws_json import SECRETS_MANAGER, AwsCallFailed, client_for  # with the first read
+        from twilio_messaging.aws_json import AwsCallFailed  # with the first read
 
-        client = client_for(SECRETS_MANAGER, "SECRETS_MANAGER")
+        client = self._client()
         request = {"SecretId": self._secret_id}
         try:
             if deadline is None:
@@ -155,3 +161,9 @@ class CredentialStore:
         if reason == "ResourceNotFoundException":
             return ConfigurationError(f"the Twilio secret {self._secret_id} does not exist")
         return ConfigurationError(f"the Twilio secret could not be read ({reason})")
+
+
+def _own_client() -> AwsJsonClient:
+    from twilio_messaging.aws_json import SECRETS_MANAGER, client_for
+
+    return client_for(SECRETS_MANAGER, "SECRETS_MANAGER")

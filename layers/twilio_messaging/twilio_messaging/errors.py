@@ -1,7 +1,7 @@
 """Domain errors, and the one mapping of each to its HTTP answer and Step Functions error type.
 
 The class name of each error is the `errorType` that Step Functions matches in Retry and Catch
-(DESIGN.md section 6); `str(error)` is the JSON object that Lambda reports as `errorMessage`.
+(docs/api.md, "Step Functions error types"); `str(error)` is the JSON object that Lambda reports as `errorMessage`.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class InternalError(TwilioMessagingError):
 
 
 def http_error_answer(error: TwilioMessagingError) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """Status, body and extra headers of the HTTP answer for a domain error (DESIGN.md section 7)."""
+    """Status, body and extra headers of the HTTP answer for a domain error (docs/api.md, "Idempotency and retries")."""
     body = error.to_dict()
     body.pop("status", None)  # Twilio's status is in the HTTP status line already
     body.pop("retryAfter", None)

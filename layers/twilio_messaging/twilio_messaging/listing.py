@@ -1,4 +1,4 @@
-"""Listing messages, incoming phone numbers and verified caller IDs (DESIGN.md section 5.3).
+"""Listing messages, incoming phone numbers and verified caller IDs (docs/api.md, "List").
 
 Pages are walked by following Twilio's `next_page_uri` until `limit` is reached, the pages end,
 or the function runs short of time; never further. `nextPageToken` is an opaque base64url JSON
@@ -15,13 +15,12 @@ import binascii
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from twilio_messaging.adapters import Invocation
 from twilio_messaging.deadline import Deadline
 from twilio_messaging.errors import NotFound, TwilioUnavailable, ValidationError
 from twilio_messaging.message_model import normalize_message
@@ -31,11 +30,12 @@ from twilio_messaging.validation import (
     Problems,
     check_unknown_fields,
     has_space_or_control,
+    integer_field,
     is_recipient,
     is_sender,
-    parse_datetime,
     type_name,
 )
+from twilio_messaging.values import format_utc, parse_datetime
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -175,19 +175,16 @@ def decode_token(token: str, resource: ListResource) -> tuple[PagePosition | Non
 # --- request parsing ------------------------------------------------------------------------
 
 
-def _single_values(invocation: Invocation, problems: Problems) -> tuple[dict[str, Any], ListResource | None]:
-    """The request fields as one value each, and the resource they are for."""
-    if invocation.source == "api":
-        resource = RESOURCE_BY_ROUTE.get(invocation.resource)
+def _fields_and_resource(
+    fields: dict[str, Any] | None, route: str | None, problems: Problems
+) -> tuple[dict[str, Any], ListResource | None]:
+    """The request fields, and the resource they are for: the route's, or the `resource` field."""
+    if route is not None:
+        resource = RESOURCE_BY_ROUTE.get(route)
         if resource is None:
-            raise NotFound(f"no list at {invocation.resource or '(no route)'}")
-        fields: dict[str, Any] = {}
-        for name, values in invocation.query.items():
-            if len(values) > 1:
-                problems.add(name, "must be given once")
-            fields[name] = values[-1] if values else ""
-        return fields, resource
-    payload = {} if invocation.payload is None else invocation.payload
+            raise NotFound(f"no list at {route or '(no route)'}")
+        return dict(fields or {}), resource
+    payload = {} if fields is None else fields
     if not isinstance(payload, dict):
         problems.add("(event)", f'must be an object like {{"resource": "messages"}}, not {type_name(payload)}')
         problems.raise_if_any()
@@ -197,21 +194,6 @@ def _single_values(invocation: Invocation, problems: Problems) -> tuple[dict[str
         problems.add("resource", f"must be one of {', '.join(RESOURCES)}")
         return fields, None
     return fields, RESOURCES[name]
-
-
-def _integer(fields: dict[str, Any], name: str, low: int, high: int, problems: Problems) -> int | None:
-    value = fields.get(name)
-    if value is None:
-        return None
-    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,9}", value.strip()):
-        value = int(value)
-    if type(value) is not int:
-        problems.add(name, f"must be an integer from {low} to {high}")
-        return None
-    if not low <= value <= high:
-        problems.add(name, f"must be from {low} to {high}, not {value}")
-        return None
-    return value
 
 
 def _date_filter(name: str, value: str, problems: Problems) -> str | None:
@@ -232,7 +214,7 @@ def _date_filter(name: str, value: str, problems: Problems) -> str | None:
         allowed = "YYYY-MM-DD" if name == "dateSent" else "YYYY-MM-DD or an ISO 8601 date-time"
         problems.add(name, f"must be {allowed}")
         return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_utc(moment)
 
 
 def _filters(fields: dict[str, Any], resource: ListResource, problems: Problems) -> dict[str, str]:
@@ -261,17 +243,21 @@ def _filters(fields: dict[str, Any], resource: ListResource, problems: Problems)
     return filters
 
 
-def parse_list_request(invocation: Invocation) -> ListRequest:
-    """The list request from API query parameters or a direct payload; every problem at once."""
+def parse_list_request(fields: Any, route: str | None = None, repeated: Iterable[str] = ()) -> ListRequest:
+    """The list request from an API route's query fields (`route` given, one value each, and the
+    names `repeated` in the query) or a direct payload (its `resource` field names the list);
+    every problem at once."""
     problems = Problems()
-    fields, resource = _single_values(invocation, problems)
+    for name in repeated:
+        problems.add(name, "must be given once")
+    fields, resource = _fields_and_resource(fields, route, problems)
     if resource is None:
         check_unknown_fields(fields, PAGING_FIELDS | set(RESOURCES["messages"].filters), problems)
         problems.raise_if_any()
     assert resource is not None
     check_unknown_fields(fields, PAGING_FIELDS | set(resource.filters), problems)
-    page_size = _integer(fields, "pageSize", 1, MAX_PAGE_SIZE, problems)
-    limit = _integer(fields, "limit", 1, MAX_LIMIT, problems)
+    page_size = integer_field(fields, "pageSize", 1, MAX_PAGE_SIZE, problems, text=True)
+    limit = integer_field(fields, "limit", 1, MAX_LIMIT, problems, text=True)
     filters = _filters(fields, resource, problems)
     position = None
     token = fields.get("pageToken")

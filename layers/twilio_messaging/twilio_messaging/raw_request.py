@@ -1,4 +1,4 @@
-"""Any authenticated Twilio REST call (DESIGN.md section 5.4), with the credentials kept on Twilio.
+"""Any authenticated Twilio REST call (docs/api.md, "Any Twilio request"), with the credentials kept on Twilio.
 
 The caller chooses method, target, query, headers, body and retries; this module makes sure the
 credentials only ever travel to Twilio's hosts over https (or to the configured base URL): every
@@ -31,6 +31,7 @@ from twilio_messaging.validation import (
     check_text,
     check_unknown_fields,
     has_space_or_control,
+    integer_field,
     is_json_media_type,
     type_name,
 )
@@ -271,16 +272,6 @@ def _files(value: Any, problems: Problems) -> list[UploadFile]:
     return files
 
 
-def _integer(
-    payload: dict[str, Any], name: str, low: int, high: int, default: int, problems: Problems, prefix: str = ""
-) -> int:
-    value = payload.get(name, default)
-    if type(value) is not int or not low <= value <= high:
-        problems.add(f"{prefix}{name}", f"must be an integer from {low} to {high}")
-        return default
-    return value
-
-
 def _retry(value: Any, problems: Problems) -> UserRetryPolicy:
     if value is None:
         value = {}
@@ -289,8 +280,9 @@ def _retry(value: Any, problems: Problems) -> UserRetryPolicy:
         value = {}
     for key in sorted(set(value) - RETRY_FIELDS):
         problems.add(f"retry.{key}", "is not a known field")
-    max_retries = _integer(value, "maxRetries", 0, MAX_RETRIES, 0, problems, "retry.")
-    delay_ms = _integer(value, "delayMs", 0, MAX_DELAY_MS, DEFAULT_DELAY_MS, problems, "retry.")
+    max_retries = integer_field(value, "maxRetries", 0, MAX_RETRIES, problems, label="retry.maxRetries") or 0
+    delay_ms = integer_field(value, "delayMs", 0, MAX_DELAY_MS, problems, label="retry.delayMs")
+    delay_ms = DEFAULT_DELAY_MS if delay_ms is None else delay_ms
     flags: dict[str, bool] = {}
     for key in ("exponentialBackoff", "retryOnAllErrors"):
         flag = value.get(key, False)
@@ -316,19 +308,45 @@ def parse_raw_request(payload: Any, may_receive_credentials: Any) -> RawRequest:
     problems = Problems()
     if not isinstance(payload, dict):
         problems.add(
-            "(body)", f'must be an object like {{"path": "/Accounts/{{AccountSid}}.json"}}, not {type_name(payload)}'
+            "(body)",
+            f'must be an object like {{"path": "/Accounts/{{AccountSid}}/Calls.json"}}, not {type_name(payload)}',
         )
         problems.raise_if_any()
     check_unknown_fields(payload, RAW_FIELDS, problems)
     check_text(payload, problems)  # else a lone surrogate fails the UTF-8 encoding of the request: a 500
-
     method = payload.get("method", "GET")
     if not isinstance(method, str) or method.upper() not in METHODS:
         problems.add("method", f"must be one of {', '.join(METHODS)}")
         method = "GET"
     method = method.upper()
+    _check_target(payload.get("path"), payload.get("url"), may_receive_credentials, problems)
+    query = _pairs("query", payload["query"], problems) if payload.get("query") is not None else []
+    headers = _headers(payload["headers"], problems) if payload.get("headers") is not None else {}
+    body, form_fields, files = _content(payload, method, headers, problems)
+    response_type = payload.get("responseType", "json")
+    if response_type not in RESPONSE_TYPES:
+        problems.add("responseType", f"must be one of {', '.join(RESPONSE_TYPES)}")
+    timeout_ms = integer_field(payload, "timeoutMs", 1, MAX_TIMEOUT_MS, problems) or DEFAULT_TIMEOUT_MS
+    retry = _retry(payload.get("retry"), problems)
+    problems.raise_if_any()
+    return RawRequest(
+        method=method,
+        path=payload.get("path"),
+        url=payload.get("url"),
+        query=query,
+        headers=headers,
+        body=body,
+        form_fields=form_fields,
+        files=files,
+        response_type=response_type,
+        timeout=timeout_ms / 1000,
+        retry=retry,
+    )
 
-    path, url = payload.get("path"), payload.get("url")
+
+def _check_target(path: Any, url: Any, may_receive_credentials: Any, problems: Problems) -> None:
+    """One of `path` (under the 2010-04-01 API) or `url`; neither may leave Twilio's REST API
+    hosts nor name a resource that holds credentials."""
     if path is None and url is None:
         problems.add("path", "is required (or url)")
     elif path is not None and url is not None:
@@ -345,8 +363,11 @@ def parse_raw_request(payload: Any, may_receive_credentials: Any) -> RawRequest:
     elif problem := url_problem(_with_placeholder_sid(url), may_receive_credentials):
         problems.add("url", problem)
 
-    query = _pairs("query", payload["query"], problems) if payload.get("query") is not None else []
-    headers = _headers(payload["headers"], problems) if payload.get("headers") is not None else {}
+
+def _content(
+    payload: dict[str, Any], method: str, headers: dict[str, str], problems: Problems
+) -> tuple[bytes | Pairs | None, Pairs, list[UploadFile]]:
+    """The body: `data` (form pairs or bytes), or a multipart upload (`formData`, `files`)."""
     body = _body(payload.get("data"), headers, problems)
     form_fields = _pairs("formData", payload["formData"], problems) if payload.get("formData") is not None else []
     files = _files(payload["files"], problems) if payload.get("files") is not None else []
@@ -358,27 +379,7 @@ def parse_raw_request(payload: Any, may_receive_credentials: Any) -> RawRequest:
         )
     if method == "GET" and (body is not None or form_fields or files):
         problems.add("data", "is not sent with GET: use query")
-
-    response_type = payload.get("responseType", "json")
-    if response_type not in RESPONSE_TYPES:
-        problems.add("responseType", f"must be one of {', '.join(RESPONSE_TYPES)}")
-        response_type = "json"
-    timeout_ms = _integer(payload, "timeoutMs", 1, MAX_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, problems)
-    retry = _retry(payload.get("retry"), problems)
-    problems.raise_if_any()
-    return RawRequest(
-        method=method,
-        path=path,
-        url=url,
-        query=query,
-        headers=headers,
-        body=body,
-        form_fields=form_fields,
-        files=files,
-        response_type=response_type,
-        timeout=timeout_ms / 1000,
-        retry=retry,
-    )
+    return body, form_fields, files
 
 
 # --- execution ------------------------------------------------------------------------------

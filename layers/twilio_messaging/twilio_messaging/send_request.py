@@ -1,4 +1,4 @@
-"""The send request (DESIGN.md section 5.1): validation that lists every problem, and the form
+"""The send request (docs/api.md, "Send a message"): validation that lists every problem, and the form
 body Twilio's Create Message endpoint receives."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from twilio_messaging.validation import (
     is_http_url,
     is_recipient,
     is_sender,
-    parse_datetime,
     type_name,
 )
+from twilio_messaging.values import format_utc, parse_datetime
 
 MAX_RECIPIENTS = 100
 MAX_BODY_CHARACTERS = 1600
@@ -89,7 +89,7 @@ class SendRequest:
         if status_callback:
             form.append(("StatusCallback", status_callback))
         if self.send_at is not None:
-            form.append(("SendAt", self.send_at.strftime("%Y-%m-%dT%H:%M:%SZ")))
+            form.append(("SendAt", format_utc(self.send_at)))
             form.append(("ScheduleType", "fixed"))
         if self.validity_period is not None:
             form.append(("ValidityPeriod", str(self.validity_period)))
@@ -143,108 +143,20 @@ def parse_send_request(
         problems.raise_if_any()
     check_unknown_fields(payload, SEND_FIELDS, problems)
     check_text(payload, problems)  # Twilio's form is UTF-8: a lone surrogate cannot be sent
-
-    recipients: list[str] = []
-    batch = False
+    recipients, batch = _recipients(payload["to"], problems) if "to" in payload else ([], False)
     if "to" not in payload:
         problems.add("to", "is required")
-    else:
-        recipients, batch = _recipients(payload["to"], problems)
-
-    sender = _optional_string(payload, "from", problems, 64)
-    if sender and not is_sender(sender):
-        problems.add("from", "must be an E.164 number, a short code, an alphanumeric sender ID or a channel address")
-    service_sid = _optional_string(payload, "messagingServiceSid", problems)
-    if service_sid and not MESSAGING_SERVICE_SID.match(service_sid):
-        problems.add("messagingServiceSid", "must be MG followed by 32 hexadecimal characters")
-    if payload.get("from") is None and payload.get("messagingServiceSid") is None:
-        service_sid = settings.default_messaging_service_sid
-        sender = "" if service_sid else settings.default_from
-        if not sender and not service_sid:
-            problems.add("from", "one of from or messagingServiceSid is required (no default sender is configured)")
-
-    body = payload.get("body")
-    if body is not None and not isinstance(body, str):
-        problems.add("body", f"must be a string, not {type_name(body)}")
-        body = None
-    elif isinstance(body, str) and len(body) > MAX_BODY_CHARACTERS:
-        problems.add("body", f"must be at most {MAX_BODY_CHARACTERS} characters, not {len(body)}")
-
-    media_urls: list[str] = []
-    if "mediaUrl" in payload:
-        media = payload["mediaUrl"]
-        if not isinstance(media, list):
-            problems.add("mediaUrl", f"must be an array of URLs, not {type_name(media)}")
-        else:
-            if not 1 <= len(media) <= MAX_MEDIA_URLS:
-                problems.add("mediaUrl", f"must hold 1 to {MAX_MEDIA_URLS} URLs, not {len(media)}")
-            for index, url in enumerate(media):
-                if not isinstance(url, str) or not is_http_url(url):
-                    problems.add(f"mediaUrl[{index}]", "must be an http or https URL")
-            media_urls = [u for u in media if isinstance(u, str)]
-
-    content_sid = _optional_string(payload, "contentSid", problems)
-    if content_sid and not CONTENT_SID.match(content_sid):
-        problems.add("contentSid", "must be HX followed by 32 hexadecimal characters")
-    content_variables = payload.get("contentVariables")
-    if content_variables is not None:
-        if not isinstance(content_variables, dict):
-            problems.add("contentVariables", f"must be an object, not {type_name(content_variables)}")
-            content_variables = None
-        elif "contentSid" not in payload:
-            problems.add("contentVariables", "needs contentSid")
-
-    if not (body or media_urls or content_sid) and not any(
-        p["field"].startswith(("body", "mediaUrl", "contentSid")) for p in problems.items
-    ):
-        problems.add("body", "one of body, mediaUrl or contentSid is required")
-
-    status_callback: str | None = None
-    callback_disabled = "statusCallback" in payload and payload["statusCallback"] is None
-    if payload.get("statusCallback") is not None:
-        status_callback = payload["statusCallback"]
-        if not isinstance(status_callback, str) or not is_http_url(status_callback):
-            problems.add("statusCallback", "must be an http or https URL, or null to disable status callbacks")
-            status_callback = None
-        elif "_" in (status_callback.split("/")[2] if "//" in status_callback else ""):
-            problems.add("statusCallback", "host must not contain underscores (Twilio refuses them)")
-
-    send_at = None
-    if payload.get("sendAt") is not None:
-        raw = payload["sendAt"]
-        send_at = parse_datetime(raw) if isinstance(raw, str) else None
-        current = now or datetime.now(UTC)
-        if send_at is None:
-            problems.add("sendAt", "must be an ISO 8601 date-time with a time zone, e.g. 2026-12-01T09:30:00Z")
-        elif not current + SEND_AT_EARLIEST < send_at <= current + SEND_AT_LATEST:
-            problems.add("sendAt", "must be more than 5 minutes and at most 35 days in the future")
-        if not service_sid:
-            problems.add("sendAt", "needs a messagingServiceSid (scheduled sends go through a Messaging Service)")
-
+    sender, service_sid = _sender(payload, settings, problems)
+    body, media_urls, content_sid, content_variables = _content(payload, problems)
+    status_callback, callback_disabled = _status_callback(payload, problems)
+    send_at = _send_at(payload, service_sid, now or datetime.now(UTC), problems)
+    own_callback = status_callback is not None or callback_disabled
+    task_token = _task_token(payload, task_token_allowed, batch, own_callback, problems)
     validity = payload.get("validityPeriod")
-    if validity is not None and (
-        isinstance(validity, bool) or not isinstance(validity, int) or not 1 <= validity <= 36000
-    ):
+    if validity is not None and (type(validity) is not int or not 1 <= validity <= 36000):
         problems.add("validityPeriod", "must be an integer from 1 to 36000 (seconds)")
-        validity = None
-
+    flags = _flags(payload, problems)
     idempotency_key = _optional_string(payload, "idempotencyKey", problems, 255) or None
-    task_token = _optional_string(payload, "taskToken", problems, 2048) or None
-    if payload.get("taskToken") is not None and not task_token_allowed:
-        problems.add("taskToken", TASK_TOKEN_SOURCES)
-    if task_token and batch:
-        problems.add("taskToken", "needs a single recipient: one task waits for one message")
-    if task_token and (status_callback or callback_disabled):
-        problems.add("taskToken", "needs this deployment's webhook as statusCallback: leave statusCallback out")
-
-    flags: dict[str, bool] = {}
-    for name in BOOLEAN_FIELDS:
-        if payload.get(name) is not None:
-            if isinstance(payload[name], bool):
-                flags[name] = payload[name]
-            else:
-                problems.add(name, f"must be true or false, not {type_name(payload[name])}")
-
     problems.raise_if_any()
     return SendRequest(
         recipients=recipients,
@@ -263,6 +175,112 @@ def parse_send_request(
         task_token=task_token,
         flags=flags,
     )
+
+
+def _sender(payload: dict[str, Any], settings: Settings, problems: Problems) -> tuple[str, str]:
+    """`from` and `messagingServiceSid`, else the deployment's default (the service first)."""
+    sender = _optional_string(payload, "from", problems, 64)
+    if sender and not is_sender(sender):
+        problems.add("from", "must be an E.164 number, a short code, an alphanumeric sender ID or a channel address")
+    service_sid = _optional_string(payload, "messagingServiceSid", problems)
+    if service_sid and not MESSAGING_SERVICE_SID.match(service_sid):
+        problems.add("messagingServiceSid", "must be MG followed by 32 hexadecimal characters")
+    if payload.get("from") is None and payload.get("messagingServiceSid") is None:
+        service_sid = settings.default_messaging_service_sid
+        sender = "" if service_sid else settings.default_from
+        if not sender and not service_sid:
+            problems.add("from", "one of from or messagingServiceSid is required (no default sender is configured)")
+    return sender, service_sid
+
+
+def _content(payload: dict[str, Any], problems: Problems) -> tuple[str | None, list[str], str, dict[str, Any] | None]:
+    """`body`, `mediaUrl`, `contentSid` and `contentVariables`: at least one of the first three."""
+    body = payload.get("body")
+    if body is not None and not isinstance(body, str):
+        problems.add("body", f"must be a string, not {type_name(body)}")
+        body = None
+    elif isinstance(body, str) and len(body) > MAX_BODY_CHARACTERS:
+        problems.add("body", f"must be at most {MAX_BODY_CHARACTERS} characters, not {len(body)}")
+    media_urls = _media_urls(payload["mediaUrl"], problems) if "mediaUrl" in payload else []
+    content_sid = _optional_string(payload, "contentSid", problems)
+    if content_sid and not CONTENT_SID.match(content_sid):
+        problems.add("contentSid", "must be HX followed by 32 hexadecimal characters")
+    content_variables = payload.get("contentVariables")
+    if content_variables is not None:
+        if not isinstance(content_variables, dict):
+            problems.add("contentVariables", f"must be an object, not {type_name(content_variables)}")
+            content_variables = None
+        elif "contentSid" not in payload:
+            problems.add("contentVariables", "needs contentSid")
+    if not (body or media_urls or content_sid) and not any(
+        p["field"].startswith(("body", "mediaUrl", "contentSid")) for p in problems.items
+    ):
+        problems.add("body", "one of body, mediaUrl or contentSid is required")
+    return body, media_urls, content_sid, content_variables
+
+
+def _media_urls(media: Any, problems: Problems) -> list[str]:
+    if not isinstance(media, list):
+        problems.add("mediaUrl", f"must be an array of URLs, not {type_name(media)}")
+        return []
+    if not 1 <= len(media) <= MAX_MEDIA_URLS:
+        problems.add("mediaUrl", f"must hold 1 to {MAX_MEDIA_URLS} URLs, not {len(media)}")
+    for index, url in enumerate(media):
+        if not isinstance(url, str) or not is_http_url(url):
+            problems.add(f"mediaUrl[{index}]", "must be an http or https URL")
+    return [u for u in media if isinstance(u, str)]
+
+
+def _status_callback(payload: dict[str, Any], problems: Problems) -> tuple[str | None, bool]:
+    """The request's own status callback, and whether it disabled callbacks (null)."""
+    disabled = "statusCallback" in payload and payload["statusCallback"] is None
+    callback = payload.get("statusCallback")
+    if callback is None:
+        return None, disabled
+    if not isinstance(callback, str) or not is_http_url(callback):
+        problems.add("statusCallback", "must be an http or https URL, or null to disable status callbacks")
+        return None, disabled
+    if "_" in (callback.split("/")[2] if "//" in callback else ""):
+        problems.add("statusCallback", "host must not contain underscores (Twilio refuses them)")
+    return callback, disabled
+
+
+def _send_at(payload: dict[str, Any], service_sid: str, now: datetime, problems: Problems) -> datetime | None:
+    raw = payload.get("sendAt")
+    if raw is None:
+        return None
+    send_at = parse_datetime(raw) if isinstance(raw, str) else None
+    if send_at is None:
+        problems.add("sendAt", "must be an ISO 8601 date-time with a time zone, e.g. 2026-12-01T09:30:00Z")
+    elif not now + SEND_AT_EARLIEST < send_at <= now + SEND_AT_LATEST:
+        problems.add("sendAt", "must be more than 5 minutes and at most 35 days in the future")
+    if not service_sid:
+        problems.add("sendAt", "needs a messagingServiceSid (scheduled sends go through a Messaging Service)")
+    return send_at
+
+
+def _task_token(
+    payload: dict[str, Any], allowed: bool, batch: bool, own_callback: bool, problems: Problems
+) -> str | None:
+    task_token = _optional_string(payload, "taskToken", problems, 2048) or None
+    if payload.get("taskToken") is not None and not allowed:
+        problems.add("taskToken", TASK_TOKEN_SOURCES)
+    if task_token and batch:
+        problems.add("taskToken", "needs a single recipient: one task waits for one message")
+    if task_token and own_callback:
+        problems.add("taskToken", "needs this deployment's webhook as statusCallback: leave statusCallback out")
+    return task_token
+
+
+def _flags(payload: dict[str, Any], problems: Problems) -> dict[str, bool]:
+    flags: dict[str, bool] = {}
+    for name in BOOLEAN_FIELDS:
+        if payload.get(name) is not None:
+            if isinstance(payload[name], bool):
+                flags[name] = payload[name]
+            else:
+                problems.add(name, f"must be true or false, not {type_name(payload[name])}")
+    return flags
 
 
 def resolve_idempotency_key(request: SendRequest, header: str | None, event_id: str | None) -> str | None:

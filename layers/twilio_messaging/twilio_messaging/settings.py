@@ -1,10 +1,10 @@
-"""The one place that reads the environment (DESIGN.md section 3)."""
+"""The one place that reads the environment (docs/api.md, "Configuration"). Read once per
+execution environment (execution_environment.py): variables never change while it lives."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 
 from twilio_messaging.errors import ConfigurationError
 
@@ -63,12 +63,6 @@ def read_settings() -> Settings:
         secret_max_age_seconds=_int_variable("SECRET_MAX_AGE_SECONDS", 300),
         send_concurrency=min(_int_variable("SEND_CONCURRENCY", 10, minimum=1), 100),
     )
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """Settings of this execution environment, read once (environment variables never change)."""
-    return read_settings()
 
 
 def tracing_enabled() -> bool:

@@ -7,46 +7,14 @@ the claim, so that a later status callback or Twilio's retry completes the task 
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from twilio_messaging.aws_json import STEP_FUNCTIONS, AwsCallFailed, AwsJsonClient, client_for
 from twilio_messaging.deadline import Deadline
 from twilio_messaging.errors import TwilioMessagingError
 from twilio_messaging.observability import count, logger
 from twilio_messaging.state_table import StateTable, TaskRecord
+from twilio_messaging.step_functions import SUCCESS_STATUSES, StepFunctions
 
-SUCCESS_STATUSES = frozenset({"delivered", "read"})
 FAILURE_STATUSES = frozenset({"undelivered", "failed", "canceled"})
 FINAL_STATUSES = SUCCESS_STATUSES | FAILURE_STATUSES
-DELIVERY_FAILED_ERROR = "MessageDeliveryFailed"
-
-# The task is over (completed, timed out, or its execution stopped): nothing left to complete.
-TASK_GONE = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
-
-
-class StepFunctions:
-    def __init__(self, client: AwsJsonClient | None = None) -> None:
-        self._client = client or client_for(STEP_FUNCTIONS, "SFN")
-
-    def complete(self, task_token: str, detail: dict[str, Any], deadline: Deadline) -> None:
-        status = str(detail.get("status") or "")
-        if status in SUCCESS_STATUSES:
-            operation = "SendTaskSuccess"
-            payload: dict[str, Any] = {"taskToken": task_token, "output": json.dumps(detail)}
-        else:
-            operation = "SendTaskFailure"
-            cause = {k: detail.get(k) for k in ("messageSid", "status", "errorCode", "to")}
-            payload = {"taskToken": task_token, "error": DELIVERY_FAILED_ERROR, "cause": json.dumps(cause)}
-        try:
-            self._client.call_within(operation, payload, deadline)
-        except AwsCallFailed as error:
-            if error.error_code in TASK_GONE:
-                logger.warning("The task waiting for this message is gone", extra={"reason": error.error_code})
-                return
-            raise error.domain_error("Step Functions") from None
-        count("TasksCompleted")
-        logger.info("Task completed", extra={"operation": operation, "sid": detail.get("messageSid"), "status": status})
 
 
 def settle_task(

@@ -1,6 +1,6 @@
 """The one Twilio HTTP client: authentication, timeouts, retries and error parsing.
 
-Retry rules (DESIGN.md section 7):
+Retry rules (docs/api.md, "Idempotency and retries"):
 - 429 is always safe to repeat (Twilio never processed it): wait `Retry-After`, else back off.
 - A call marked `idempotent` (GET, DELETE) is repeated on 5xx and network errors, with
   exponential backoff and full jitter.

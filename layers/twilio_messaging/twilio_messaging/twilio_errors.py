@@ -1,4 +1,4 @@
-"""Twilio's error bodies, in the three shapes its APIs answer with (TWILIO.md, "Errors")."""
+"""Twilio's error bodies, in the three shapes its APIs answer with (docs/twilio.md, "Errors")."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+
+from twilio_messaging.values import as_int
 
 
 @dataclass(frozen=True)
@@ -16,13 +17,6 @@ class TwilioErrorBody:
     code: int | None
     message: str
     more_info: str | None = None
-
-
-def _as_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def parse_error_body(status: int, content: bytes) -> TwilioErrorBody:
@@ -41,7 +35,7 @@ def parse_error_body(status: int, content: bytes) -> TwilioErrorBody:
     more_info = data.get("more_info") or data.get("moreInfo") or data.get("type")
     return TwilioErrorBody(
         status=status,
-        code=_as_int(data.get("code")),
+        code=as_int(data.get("code")),
         message=str(message) if message else f"Twilio answered HTTP {status}",
         more_info=str(more_info) if isinstance(more_info, str) and more_info.startswith("http") else None,
     )

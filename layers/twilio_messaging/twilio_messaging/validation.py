@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -65,9 +64,30 @@ def type_name(value: Any) -> str:
     )
 
 
+def integer_field(
+    fields: dict[str, Any], name: str, low: int, high: int, problems: Problems, *, label: str = "", text: bool = False
+) -> int | None:
+    """`fields[name]` as an integer from `low` to `high`; None when absent, or wrong (a problem
+    of `label`, default the name). `text`: digits in a string count (query strings)."""
+    value = fields.get(name)
+    if value is None:
+        return None
+    if text and isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,9}", value.strip()):
+        value = int(value)
+    if type(value) is not int or not low <= value <= high:
+        problems.add(label or name, f"must be an integer from {low} to {high}")
+        return None
+    return value
+
+
 def check_unknown_fields(payload: dict[str, Any], known: set[str], problems: Problems) -> None:
     for name in sorted(set(payload) - known):
         problems.add(name, "is not a known field")
+
+
+def check_message_sid(sid: Any, problems: Problems, field: str = "sid") -> None:
+    if not isinstance(sid, str) or not MESSAGE_SID.match(sid):
+        problems.add(field, "must match ^(SM|MM)[0-9a-f]{32}$" if sid else "is required")
 
 
 def is_recipient(value: str) -> bool:
@@ -124,15 +144,3 @@ def is_http_url(value: str) -> bool:
         return False
     # urlsplit drops tabs and newlines silently (WHATWG): the text sent would still hold them.
     return parts.scheme in ("http", "https") and bool(parts.hostname) and not has_space_or_control(value)
-
-
-def parse_datetime(value: str) -> datetime | None:
-    """An ISO 8601 date-time with an offset (or Z), as UTC; None when it is not one, or when it
-    lies outside the years 1 to 9999 once in UTC."""
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-        if parsed.tzinfo is None or "T" not in value.upper():
-            return None
-        return parsed.astimezone(UTC)
-    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+14:00 is before year 1 in UTC
-        return None

@@ -1,4 +1,4 @@
-"""Twilio's webhook signatures (`X-Twilio-Signature`), checked as TWILIO.md describes.
+"""Twilio's webhook signatures (`X-Twilio-Signature`), checked as docs/twilio.md ("Webhook signatures") describes.
 
 The signed string is the full URL Twilio requested, then every POST parameter name followed by
 each of its values: names sorted and de-duplicated, each name's values sorted and de-duplicated.
@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
-SIGNATURE_SETTINGS_HEADER = "x-twilio-webhooks-signature-settings"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Twilio webhooks (DESIGN.md section 5.5): inbound messages and status callbacks, checked,
+"""Twilio webhooks (docs/architecture.md, "The webhook path"): inbound messages and status callbacks, checked,
 de-duplicated, turned into EventBridge events, and completing Step Functions tasks.
 
 Order matters for "nothing lost, nothing twice": the claim comes first (a duplicate stops
@@ -20,8 +20,10 @@ from twilio_messaging.errors import AwsServiceUnavailable, IdempotencyInProgress
 from twilio_messaging.event_bus import EventBus
 from twilio_messaging.observability import count, logger
 from twilio_messaging.state_table import StateTable
-from twilio_messaging.task_completion import FINAL_STATUSES, StepFunctions, settle_task
+from twilio_messaging.step_functions import StepFunctions
+from twilio_messaging.task_completion import FINAL_STATUSES, settle_task
 from twilio_messaging.validation import is_json_media_type
+from twilio_messaging.values import as_int
 from twilio_messaging.webhook_signature import SigningKeys, verify_signature
 
 STATUS_CHANGED = "Message Status Changed"
@@ -50,7 +52,7 @@ class ParsedBody:
 
 
 @dataclass(frozen=True)
-class Services:
+class WebhookServices:
     credentials: CredentialStore
     table: StateTable
     bus: EventBus
@@ -94,17 +96,10 @@ def _first(params: Params, name: str) -> str | None:
     return None if value is None else str(value)
 
 
-def _int_or_none(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
 def event_for(params: Params) -> tuple[str, dict[str, Any]]:
     """Detail-type and detail: the camelCase fields of section 5.5, plus every parameter as sent."""
     status = _first(params, "MessageStatus") or _first(params, "SmsStatus")
-    num_media = _int_or_none(_first(params, "NumMedia"))
+    num_media = as_int(_first(params, "NumMedia"))
     media = [
         {"url": _first(params, f"MediaUrl{i}"), "contentType": _first(params, f"MediaContentType{i}")}
         for i in range(min(num_media or 0, 10))
@@ -117,7 +112,7 @@ def event_for(params: Params) -> tuple[str, dict[str, Any]]:
         "to": _first(params, "To"),
         "body": _first(params, "Body"),
         "status": status,
-        "errorCode": _int_or_none(_first(params, "ErrorCode")),
+        "errorCode": as_int(_first(params, "ErrorCode")),
         "messagingServiceSid": _first(params, "MessagingServiceSid"),
         "numMedia": num_media,
         "media": media,
@@ -183,7 +178,7 @@ def signed_body(request: WebhookRequest, credentials: CredentialStore, deadline:
 
 
 def receive_webhook(
-    request: WebhookRequest, services: Services, deadline: Deadline
+    request: WebhookRequest, services: WebhookServices, deadline: Deadline
 ) -> Literal["processed", "duplicate"]:
     body = signed_body(request, services.credentials, deadline)
     detail_type, detail = event_for(body.params)

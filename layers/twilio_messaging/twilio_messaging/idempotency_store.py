@@ -1,11 +1,10 @@
-"""At most one send per idempotency key and recipient (DESIGN.md section 7): Powertools
-idempotency on the state table, one record per key and recipient, so that a retried batch sends
-only to the recipients that did not get the message.
+"""At most one send per idempotency key and recipient (docs/architecture.md, "Idempotency"):
+Powertools idempotency on the state table, one record per key and recipient, so that a retried
+batch sends only to the recipients that did not get the message.
 
 A repeat within 24 hours returns the first answer; a repeat while the first is in progress is
 IdempotencyInProgress; the same key with another request is IdempotencyKeyReused. A failed send
-leaves no record, so a corrected request goes through. A send whose outcome is unknown leaves a
-note instead, and a retry with the same key looks for the message on Twilio before sending.
+leaves no record, so a corrected request goes through.
 
 Powertools' idempotency package imports boto3, about a quarter of a second: it is imported on
 the first send that carries a key, never by the others.
@@ -20,12 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twilio_messaging.deadline import Deadline
-from twilio_messaging.errors import (
-    AwsServiceUnavailable,
-    ConfigurationError,
-    IdempotencyInProgress,
-    IdempotencyKeyReused,
-)
+from twilio_messaging.errors import IdempotencyInProgress, IdempotencyKeyReused
 from twilio_messaging.observability import logger
 
 KEY_PREFIX = "send_message"  # record ids: send_message#<hash of key and recipient>
@@ -33,6 +27,8 @@ EXPIRES_AFTER_SECONDS = 24 * 3600
 # Fields that may differ between attempts of one request: the key itself, and the task token
 # that Step Functions issues anew for each attempt of a task.
 NOT_FINGERPRINTED = frozenset({"idempotencyKey", "taskToken"})
+
+Attempt = Callable[[], dict[str, Any]]
 
 
 def request_fingerprint(payload: dict[str, Any]) -> str:
@@ -47,7 +43,7 @@ def marker_for(key: str, recipient: str) -> str:
 
 @dataclass(frozen=True)
 class _RemainingTime:
-    """What Powertools reads from a Lambda context: how long a claim may stay in progress."""
+    """The Lambda context Powertools reads: how long a record may stay in progress."""
 
     deadline: Deadline
 
@@ -55,53 +51,55 @@ class _RemainingTime:
         return int(self.deadline.remaining() * 1000) + 1000
 
 
-class IdempotentSends:
+def _attempt_once(*, record: dict[str, str], attempt: Attempt, sent: list[dict[str, Any]]) -> dict[str, Any]:
+    """What Powertools runs when no record stands in the way; `record` is what it hashes."""
+    sent.append(attempt())
+    return sent[-1]
+
+
+class IdempotencyStore:
     def __init__(self, table_name: str) -> None:
-        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+        from aws_lambda_powertools.utilities.idempotency import (
+            DynamoDBPersistenceLayer,
+            IdempotencyConfig,
+            idempotent_function,
+        )
         from botocore.config import Config
 
-        self._persistence = DynamoDBPersistenceLayer(
+        self._config = IdempotencyConfig(
+            event_key_jmespath="key",
+            payload_validation_jmespath="request",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=EXPIRES_AFTER_SECONDS,
+            hash_function="sha256",
+        )
+        persistence = DynamoDBPersistenceLayer(
             table_name=table_name,
             boto_config=Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 3, "mode": "standard"}),
         )
+        self._attempt_once = idempotent_function(
+            _attempt_once,
+            data_keyword_argument="record",
+            persistence_store=persistence,
+            config=self._config,
+            key_prefix=KEY_PREFIX,
+        )
 
-    def send(
-        self, key: str, recipient: str, fingerprint: str, attempt: Callable[[], dict[str, Any]], deadline: Deadline
-    ) -> dict[str, Any]:
+    def at_most_once(self, key: str, recipient: str, fingerprint: str, attempt: Attempt, deadline: Deadline) -> Any:
         """`attempt()` at most once for this key and recipient; a repeat gets its first answer."""
-        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
-        from aws_lambda_powertools.utilities.idempotency.base import IdempotencyHandler
         from aws_lambda_powertools.utilities.idempotency.exceptions import (
             IdempotencyAlreadyInProgressError,
             IdempotencyPersistenceLayerError,
             IdempotencyValidationError,
         )
 
-        config = IdempotencyConfig(
-            event_key_jmespath="key",
-            payload_validation_jmespath="request",
-            raise_on_no_idempotency_key=True,
-            expires_after_seconds=EXPIRES_AFTER_SECONDS,
-            hash_function="sha256",
-            lambda_context=_RemainingTime(deadline),  # type: ignore[arg-type]
-        )
+        # One invocation at a time per execution environment: its threads share one deadline.
+        self._config.register_lambda_context(_RemainingTime(deadline))  # type: ignore[arg-type]
         sent: list[dict[str, Any]] = []
-
-        def send_once() -> dict[str, Any]:
-            sent.append(attempt())
-            return sent[-1]
-
-        handler = IdempotencyHandler(
-            function=send_once,
-            function_payload={"key": f"{key}\n{recipient}", "request": fingerprint},
-            config=config,
-            persistence_store=self._persistence,
-            key_prefix=KEY_PREFIX,
-            function_args=(),
-            function_kwargs={},
-        )
         try:
-            result: dict[str, Any] = handler.handle()
+            result = self._attempt_once(
+                record={"key": f"{key}\n{recipient}", "request": fingerprint}, attempt=attempt, sent=sent
+            )
         except IdempotencyAlreadyInProgressError:
             raise IdempotencyInProgress(
                 "a send with this idempotency key is in progress; retry later", retry_after=5
@@ -114,20 +112,22 @@ class IdempotentSends:
             if sent:  # the message went out; only recording the answer failed
                 logger.warning("Message sent but its idempotency record was not saved", extra={"reason": str(error)})
                 return sent[-1]
-            if _aws_error_code(error) in ("ResourceNotFoundException", "AccessDeniedException"):
-                raise ConfigurationError(f"the state table cannot be used ({_aws_error_code(error)})") from None
-            raise AwsServiceUnavailable(
-                "the idempotency store did not answer; nothing was sent", retry_after=1
-            ) from None
+            raise _store_error(error) from None
         if not sent:
             logger.info("Idempotent repeat: first answer returned, nothing sent", extra={"to": recipient})
         return result
 
 
-def _aws_error_code(error: BaseException) -> str:
-    """The AWS error code behind a Powertools persistence error (it wraps botocore's)."""
+def _store_error(error: BaseException) -> Exception:
+    """The domain error for a store that failed before anything was sent, by the AWS error code
+    behind Powertools' wrapper (botocore's), mapped as every AWS failure is (aws_json)."""
+    from twilio_messaging.aws_json import AwsCallFailed
+
+    code = "UnknownError"
     for cause in (*error.args, error.__cause__):
         response = getattr(cause, "response", None)
         if isinstance(response, dict):
-            return str(response.get("Error", {}).get("Code", ""))
-    return ""
+            code = str(response.get("Error", {}).get("Code", "")) or code
+        elif type(cause).__name__ == "NoCredentialsError":
+            code = "NoCredentials"
+    return AwsCallFailed(code).domain_error("the idempotency store (nothing was sent)")
