@@ -54,6 +54,8 @@ DEFAULT_CONDITIONS = {
     "RestrictSendBusPrincipals": False,
     "HasTaskTokenStateMachines": False,
     "CreateLoggingRole": False,
+    "HasAlarmTopicArn": False,
+    "HasAlarmEmail": False,
 }
 
 
@@ -65,8 +67,15 @@ def template_source() -> dict[str, Any]:
 def translated(api_auth: str, monkeypatch: pytest.MonkeyPatch, **overrides: bool) -> dict[str, Any]:
     """The resources CloudFormation would create, for the ApiAuth mode and the conditions given
     (the others as the parameters' defaults make them)."""
+    return translate(template_source(), api_auth, monkeypatch, **overrides)
+
+
+def translate(
+    template: dict[str, Any], api_auth: str, monkeypatch: pytest.MonkeyPatch, **overrides: bool
+) -> dict[str, Any]:
+    """`translated` for a template as `template_source` reads it, which a test may change first
+    (a resource added to see that a rule catches it)."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    template = template_source()
     template["Transform"] = "AWS::Serverless-2016-10-31"
     for resource in template["Resources"].values():  # as `sam package` leaves them
         properties = resource.get("Properties", {})

@@ -16,13 +16,25 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from twilio_messaging.deadline import API_GATEWAY_BUDGET_SECONDS, Deadline
-from twilio_messaging.errors import InternalError, TwilioMessagingError, ValidationError, http_error_answer
-from twilio_messaging.observability import logger
+from twilio_messaging.errors import (
+    AwsServiceUnavailable,
+    ConfigurationError,
+    InternalError,
+    TwilioMessagingError,
+    ValidationError,
+    http_error_answer,
+)
+from twilio_messaging.observability import count_unexpected_failure, logger
 from twilio_messaging.validation import is_json_media_type
 
 MAX_BODY_BYTES = 256 * 1024
 Source = Literal["api", "direct", "eventbridge"]
 BodyMode = Literal["json", "none", "raw"]
+# Failures that are the deployment's, never the caller's: a bug, the configuration (the secret, a
+# permission, a missing resource), an AWS service that failed. Each is counted as
+# UnexpectedFailures, with the function's name, whatever the invocation source; a direct
+# invocation raises every domain error, so Lambda's own Errors metric cannot tell them apart.
+UNEXPECTED_FAILURES = (InternalError, ConfigurationError, AwsServiceUnavailable)
 
 
 @dataclass
@@ -196,6 +208,11 @@ def http_response(answer: Answer) -> dict[str, Any]:
     return {"statusCode": answer.status, "headers": headers, "body": json.dumps(answer.body)}
 
 
+def _function_name(context: Any) -> str:
+    """The Lambda function's name, the dimension of UnexpectedFailures."""
+    return str(getattr(context, "function_name", "") or "unknown")
+
+
 def handle(event: Any, context: Any, operation: Operation, body: BodyMode = "json") -> Any:
     """Run one operation for any invocation source and shape its answer or error for that source."""
     via_api = is_api_gateway_event(event)
@@ -208,12 +225,15 @@ def handle(event: Any, context: Any, operation: Operation, body: BodyMode = "jso
     except TwilioMessagingError as error:
         log = logger.error if error.status >= 500 else logger.warning
         log("Request failed", extra={"errorType": type(error).__name__, "error": error.to_dict()})
+        if isinstance(error, UNEXPECTED_FAILURES):
+            count_unexpected_failure(_function_name(context))
         if via_api:
             status, error_body, headers = http_error_answer(error)
             return http_response(Answer(status, error_body, headers))
         raise
     except Exception:
         logger.exception("Unexpected error")
+        count_unexpected_failure(_function_name(context))
         internal = InternalError("unexpected error; see the function's logs")
         if via_api:
             status, error_body, headers = http_error_answer(internal)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from twilio_messaging.deadline import Deadline, DeadlineExpired
 from twilio_messaging.errors import AwsServiceUnavailable, ConfigurationError, TwilioMessagingError
+from twilio_messaging.observability import count
 
 if TYPE_CHECKING:
     from twilio_messaging.aws_json import AwsJsonClient
@@ -136,7 +137,13 @@ class CredentialStore:
             return self._cached
 
     def _read(self, deadline: Deadline | None) -> Credentials:
-        return parse_secret(self._secret_string(deadline))
+        """The secret read and parsed; a read that fails, or a secret that cannot be used, is
+        counted as SecretReadFailures (not a read the invocation had no time left to make)."""
+        try:
+            return parse_secret(self._secret_string(deadline))
+        except ConfigurationError:
+            count("SecretReadFailures")
+            raise
 
     def _secret_string(self, deadline: Deadline | None) -> str | None:
         from twilio_messaging.aws_json import AwsCallFailed  # with the first read

@@ -112,6 +112,12 @@ def record_latency(name: str, milliseconds: float) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=milliseconds)
 
 
+def record_level(name: str, value: float) -> None:
+    """A level seen at one moment (unit Count), such as requests in flight: read it with
+    Maximum or Average, never Sum."""
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
 def count_failure(code: str) -> None:
     """One failure, in the total and in a metric with the error code as its dimension."""
     from aws_lambda_powertools.metrics import single_metric
@@ -121,3 +127,15 @@ def count_failure(code: str) -> None:
         name="SendFailuresByCode", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
     ) as metric:
         metric.add_dimension(name="ErrorCode", value=code)
+
+
+def count_unexpected_failure(function_name: str) -> None:
+    """One invocation that failed for a reason of the deployment's, not the caller's (a bug, the
+    configuration, an AWS service), with the function's name as its dimension so that an alarm
+    per function can select it. Written at once, whatever happens to the invocation next."""
+    from aws_lambda_powertools.metrics import single_metric
+
+    with single_metric(
+        name="UnexpectedFailures", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
+    ) as metric:
+        metric.add_dimension(name="FunctionName", value=function_name)

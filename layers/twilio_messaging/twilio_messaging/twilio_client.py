@@ -39,7 +39,7 @@ from twilio_messaging.errors import (
     TwilioUnavailable,
     ValidationError,
 )
-from twilio_messaging.observability import count, logger, record_latency, traced
+from twilio_messaging.observability import count, logger, record_latency, record_level, traced
 from twilio_messaging.settings import http_uses_environment
 from twilio_messaging.twilio_errors import parse_error_body, parse_retry_after
 
@@ -55,6 +55,9 @@ CONNECT_TIMEOUT_SECONDS = 3.05
 READ_TIMEOUT_SECONDS = 10.0
 NO_TIME_LEFT = "no time left to call Twilio within the function's timeout"
 USER_AGENT = "twilio-messaging-functions/1.0 (AWS Lambda)"
+# Twilio's count of the account's REST requests in flight, on each answer (docs/twilio.md,
+# "Concurrency, throughput and queueing"): published as TwilioConcurrentRequests.
+CONCURRENT_REQUESTS_HEADER = "Twilio-Concurrent-Requests"
 
 FormData = list[tuple[str, str]] | Mapping[str, Any] | str | bytes
 
@@ -254,7 +257,7 @@ class TwilioClient:
                 raise TwilioUnavailable(NO_TIME_LEFT, timed_out=True) from None
             started = time.monotonic()
             try:
-                return self._exchange(
+                response = self._exchange(
                     deadline,
                     method,
                     url,
@@ -265,6 +268,8 @@ class TwilioClient:
                 )
             finally:
                 record_latency("TwilioLatency", (time.monotonic() - started) * 1000)
+            _record_concurrency(response)
+            return response
 
     def _repeat_answer(
         self, response: requests.Response, idempotent: bool, attempts: _Attempts, deadline: Deadline
@@ -298,6 +303,7 @@ class TwilioClient:
             attempts.failures += 1
         else:
             attempts.rate_limited += 1
+            count("TwilioRateLimitRetries")  # the 429s alone; TwilioRetries counts every repeat
         count("TwilioRetries")
         return True
 
@@ -359,6 +365,14 @@ def _origin(url: str) -> tuple[str, str, int | None]:
         port = -1
     default = {"https": 443, "http": 80}.get(parts.scheme)
     return parts.scheme, (parts.hostname or "").lower(), port or default
+
+
+def _record_concurrency(response: requests.Response) -> None:
+    """Twilio's `Twilio-Concurrent-Requests` of this answer, when it sent one: how close the
+    account is to its concurrency limit (a dictionary look-up and one metric value per answer)."""
+    value = response.headers.get(CONCURRENT_REQUESTS_HEADER)
+    if value is not None and value.strip().isdigit():
+        record_level("TwilioConcurrentRequests", int(value))
 
 
 def _shut_down(response: requests.Response | None) -> None:
