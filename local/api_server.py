@@ -27,7 +27,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
@@ -47,6 +47,44 @@ EventTracker.track_event = staticmethod(lambda *args, **kwargs: None)
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
+
+
+class _ThreadStdout:
+    """sys.stdout that writes, for each thread, where that thread was told to: a function's
+    printed output (Powertools' metrics) goes to the function log while other threads (the
+    demo, a state machine's execution) keep printing where they did. contextlib.redirect_stdout
+    would redirect every thread at once."""
+
+    def __init__(self, default: TextIO) -> None:
+        self.default = default
+        self.local = threading.local()
+
+    def _target(self) -> TextIO:
+        target: TextIO = getattr(self.local, "target", None) or self.default
+        return target
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target(), name)
+
+
+@contextlib.contextmanager
+def functions_print_to(output: TextIO) -> Iterator[None]:
+    """What this thread prints goes to `output` for the duration."""
+    if not isinstance(sys.stdout, _ThreadStdout):
+        sys.stdout = _ThreadStdout(sys.stdout)
+    router: _ThreadStdout = sys.stdout
+    previous = getattr(router.local, "target", None)
+    router.local.target = output
+    try:
+        yield
+    finally:
+        router.local.target = previous
 
 
 class LambdaContext:
@@ -90,12 +128,25 @@ class InProcessFunctions:
             for layer in function.layer_dirs:
                 if str(layer) not in sys.path:
                     sys.path.insert(0, str(layer))
-        with contextlib.redirect_stdout(self.output):
+        with functions_print_to(self.output):
             for function in self.functions.values():
                 self._handlers[function.logical_id] = _load_handler(function)
 
     def is_debugging(self) -> bool:
         return False
+
+    def run(self, function_name_or_arn: str, event: Any) -> Any:
+        """What a direct invoke (Step Functions' `lambda:invoke`) gets: the handler's answer, or
+        its exception as it is (its class name is the error type Retry and Catch match)."""
+        logical_id = function_name_or_arn.rsplit(":function:", 1)[-1].split(":", 1)[0]
+        function, handler = self.functions.get(logical_id), self._handlers.get(logical_id)
+        if function is None or handler is None:
+            raise FunctionNotFound(f"Unable to find a function with name '{function_name_or_arn}'")
+        with self._lock, functions_print_to(self.output):
+            try:
+                return handler(event, LambdaContext(function, str(uuid.uuid4())))
+            finally:
+                self.output.flush()
 
     def invoke(
         self,
@@ -113,7 +164,7 @@ class InProcessFunctions:
         if function is None or handler is None:
             raise FunctionNotFound(f"Unable to find a function with name '{function_identifier}'")
         result: Any
-        with self._lock, contextlib.redirect_stdout(self.output):
+        with self._lock, functions_print_to(self.output):
             context = LambdaContext(function, str(uuid.uuid4()))
             context.tenant_id = tenant_id
             started = time.monotonic()

@@ -19,7 +19,6 @@ import requests
 
 from local.prism import EXAMPLE_ACCOUNT_SID
 from local.processes import LOOPBACK, LocalStackError, exit_on_sigterm
-from local.sign_webhook import signature
 from local.stack import WEBHOOK_PATH, LocalStack
 
 LOGS = Path(__file__).resolve().parent / "logs"
@@ -28,6 +27,9 @@ MAX_LINES = 30
 MAX_LINE = 160
 TO = "+15558675310"
 FROM = "+15005550006"
+UNDELIVERED = "+15005550100"  # the simulator's number for `undelivered` 30003 (docs/local-twilio.md)
+WORKFLOW = "SendAndWaitForDeliveryStateMachine"
+BUS_WAIT_SECONDS = 15.0
 
 
 def _show(value: Any) -> str:
@@ -48,6 +50,10 @@ class Demo:
         self.session = requests.Session()
         self.misses: list[str] = []
         self.steps = 0
+        self.events = 0
+        self.sent = 0
+        self.callbacks = 0
+        self.workflows: list[str] = []
 
     def call(
         self,
@@ -94,26 +100,53 @@ class Demo:
         print(f"  ✗ {what}")
         self.misses.append(what)
 
-    def bus(self, title: str, expect_events: bool, message_sid: str) -> None:
-        events = self.stack.bus_events(wait_seconds=5.0 if expect_events else 1.0)
-        print(f"  Events that reached the bus: {len(events)}")
-        for event in events:
-            print(_show({k: event[k] for k in ("source", "detail-type", "detail") if k in event}))
-        matching = [e for e in events if (e.get("detail") or {}).get("messageSid") == message_sid]
-        if expect_events and not matching:
-            self.miss(f"{title}: no event for {message_sid} reached the bus")
-        if not expect_events and events:
-            self.miss(f"{title}: {len(events)} event(s) reached the bus, expected none")
+    def bus(self, title: str, message_sid: str, expected: int, detail_type: str = "Message Status Changed") -> None:
+        """Wait for `expected` events about `message_sid` on the bus (0: check none came), print them."""
+        matching: list[dict[str, Any]] = []
+        deadline = time.monotonic() + (BUS_WAIT_SECONDS if expected else 1.0)
+        while time.monotonic() < deadline and (not expected or len(matching) < expected):
+            events = self.stack.bus_events(wait_seconds=0.5)
+            matching += [e for e in events if (e.get("detail") or {}).get("messageSid") == message_sid]
+        print(f"  Events about {message_sid} that reached the bus: {len(matching)}")
+        for event in matching:
+            detail = event.get("detail") or {}
+            fields = {k: detail.get(k) for k in ("status", "errorCode", "from", "to", "body") if detail.get(k)}
+            print(f"    {event.get('detail-type')}: {json.dumps(fields, ensure_ascii=False)}")
+        self.events += len(matching)
+        if len(matching) < expected or (not expected and matching):
+            self.miss(f"{title}: {len(matching)} event(s) about {message_sid} reached the bus, expected {expected}")
+
+    def workflow(self, title: str, recipient: str, expect: str) -> None:
+        """Start the example state machine (send, then wait for the final status) and wait for its end."""
+        self.steps += 1
+        arn = self.stack.info.state_machines.get(WORKFLOW) if self.stack.info else None
+        print(f"\n{self.steps}. {title}\n  → Step Functions StartExecution {WORKFLOW}")
+        if not arn:
+            self.miss(f"{title}: the template declares no {WORKFLOW}")
+            return
+        from local.moto_hooks import wait_for_execution
+        from local.moto_stack import client
+
+        sfn = client("stepfunctions", self.stack.info.aws_endpoint if self.stack.info else "")
+        payload = {"to": recipient, "body": "Your table is ready."}
+        print(_show(payload))
+        execution = sfn.start_execution(stateMachineArn=arn, name=f"demo-{time.time_ns()}", input=json.dumps(payload))
+        outcome = wait_for_execution(sfn, execution["executionArn"], timeout=BUS_WAIT_SECONDS)
+        shown = {k: outcome.get(k) for k in ("status", "error", "cause") if outcome.get(k)}
+        if outcome.get("output"):
+            detail = json.loads(outcome["output"])
+            shown["output"] = {k: detail.get(k) for k in ("messageSid", "status", "to")}
+        print(f"  ← execution {outcome['status']}")
+        print(_show(shown))
+        self.workflows.append(outcome["status"])
+        if outcome["status"] != expect:
+            self.miss(f"{title}: the execution ended {outcome['status']}, expected {expect}")
 
     def run(self) -> None:
-        sms = self.call(
-            "Send an SMS",
-            "POST",
-            "/messages",
-            201,
-            body={"to": TO, "from": FROM, "body": "Your order has shipped."},
-        )
+        sms = self.call("Send an SMS", "POST", "/messages", 201, body={"to": TO, "body": "Your order has shipped."})
         sid = (sms.json().get("sid") if sms is not None and sms.ok else None) or "SM" + "a" * 32
+        print("  Twilio (simulated) now moves it through sending, sent and delivered, calling back each time:")
+        self.bus("The status callbacks", sid, 3)
         self.call(
             "Send an MMS (two images; Twilio wants MediaUrl as repeated form keys)",
             "POST",
@@ -126,18 +159,13 @@ class Demo:
                 "mediaUrl": ["https://demo.twilio.com/owl.png", "https://demo.twilio.com/logo.png"],
             },
         )
-        self.call("Fetch the SMS", "GET", f"/messages/{sid}", 200)
+        self.call("Fetch the SMS: Twilio reports it delivered", "GET", f"/messages/{sid}", 200)
         first = self.call(
-            "List the messages to that number, two a page", "GET", f"/messages?to=%2B{TO[1:]}&pageSize=2", 200
+            "List the messages to that number, one a page", "GET", f"/messages?to=%2B{TO[1:]}&pageSize=1", 200
         )
         token = first.json().get("nextPageToken") if first is not None and first.ok else None
         if token:
-            self.call(
-                "The next page (the nextPageToken passed back)",
-                "GET",
-                "/messages?" + urlencode({"pageToken": token, "pageSize": 2}),
-                200,
-            )
+            self.call("The next page", "GET", "/messages?" + urlencode({"pageToken": token, "pageSize": 1}), 200)
         self.call(
             "A raw Twilio request: the account's incoming phone numbers",
             "POST",
@@ -145,52 +173,73 @@ class Demo:
             200,
             body={"path": "/Accounts/{AccountSid}/IncomingPhoneNumbers.json", "query": {"PageSize": 2}},
         )
+        self.workflow("The example workflow: send, and wait until Twilio reports delivery", TO, "SUCCEEDED")
+        self.workflow(
+            f"The same workflow for {UNDELIVERED}, a number the simulator reports undelivered (30003)",
+            UNDELIVERED,
+            "FAILED",
+        )
+        self.inbound()
         self.webhooks(sid)
+        self.contract()
+
+    def inbound(self) -> None:
+        """A reply STOP from the phone, as Twilio posts it to the number's webhook."""
+        from local.twilio_simulator import Inbound
+
+        self.steps += 1
+        print(f"\n{self.steps}. An inbound message: {TO} replies STOP to {FROM}")
+        if self.stack.simulator is None:
+            self.miss("inbound: the local stack runs no simulator")
+            return
+        answer = self.stack.simulator.inject_inbound(Inbound(sender=TO, to=FROM, body="STOP"))
+        print(f"  → signed POST {WEBHOOK_PATH}\n  ← {answer['status']} {answer['body']}")
+        if answer["status"] != 200:
+            self.miss(f"inbound STOP: the webhook answered {answer['status']}")
+        self.bus("The inbound STOP", answer["message_sid"], 1)
 
     def webhooks(self, sid: str) -> None:
-        if not self.stack.template or not self.stack.template.route("POST", WEBHOOK_PATH):
-            self.steps += 1
-            print(f"\n{self.steps}. Status callbacks to POST {WEBHOOK_PATH}")
-            self.miss(f"template.yaml declares no POST {WEBHOOK_PATH} route: the webhook function is missing")
-            return
         form = urlencode(
             {
                 "MessageSid": sid,
-                "MessageStatus": "delivered",
-                "SmsStatus": "delivered",
+                "MessageStatus": "undelivered",
+                "SmsStatus": "undelivered",
                 "AccountSid": EXAMPLE_ACCOUNT_SID,
                 "From": FROM,
                 "To": TO,
                 "ApiVersion": "2010-04-01",
             }
         )
-        url = self.base + WEBHOOK_PATH
-        signed = signature(form, url)
-        self.stack.bus_events()  # start from an empty queue
         self.call(
-            f"A status callback signed as Twilio signs it (auth token, over {url})",
-            "POST",
-            WEBHOOK_PATH,
-            200,
-            form=form,
-            headers={"X-Twilio-Signature": signed, "I-Twilio-Idempotency-Token": f"demo-{time.time_ns()}"},
-        )
-        self.bus("The signed callback", True, sid)
-        self.call(
-            "The same callback unsigned: refused, nothing published",
+            "A forged status callback (no valid signature): refused, nothing published",
             "POST",
             WEBHOOK_PATH,
             403,
-            form=form.replace("delivered", "undelivered"),
+            form=form,
+            headers={"X-Twilio-Signature": "forged"},
         )
-        self.bus("The unsigned callback", False, sid)
+        self.bus("The forged callback", sid, 0)
+
+    def contract(self) -> None:
+        """Every request the functions made was inside Twilio's OpenAPI description."""
+        simulator = self.stack.simulator
+        if simulator is None:
+            return
+        counters = simulator.counters()
+        self.sent = int(
+            counters.get("messages_created") or sum((counters.get("messages_per_recipient") or {}).values())
+        )
+        self.callbacks = int(counters.get("callbacks_sent") or 0)
+        invalid = simulator.invalid_requests()
+        if invalid:
+            self.miss(f"{len(invalid)} request(s) outside Twilio's description: {json.dumps(invalid)[:500]}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--port", type=int, default=3000, help="local API port (0: a free one); default 3000")
-    parser.add_argument("--twilio-url", help="use this Twilio stand-in (a running Prism) instead of starting Prism")
+    parser.add_argument("--twilio-url", help="use this Twilio stand-in instead of the simulator")
     parser.add_argument("--function-log", type=Path, default=LOGS / "demo-functions.log", help="the functions' logs")
     args = parser.parse_args(argv)
     exit_on_sigterm()
@@ -199,14 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     log.unlink(missing_ok=True)
     stack = LocalStack(host=args.host, port=args.port, twilio_url=args.twilio_url, function_log=log, log_requests=False)
     try:
-        print("Starting the local stack: Prism (Twilio), moto_server (AWS), the local API Gateway…", flush=True)
+        print("Starting the local stack: the Twilio simulator, moto_server (AWS), the local API Gateway…", flush=True)
         info = stack.start()
         print(
-            f"Up in {time.monotonic() - started:.1f} s. Local API {info.api_url}, Prism {info.twilio_url}, "
+            f"Up in {time.monotonic() - started:.1f} s. Local API {info.api_url}, Twilio {info.twilio_url}, "
             f"moto_server {info.aws_endpoint}.\n"
-            "Prism checks every request the functions make against Twilio's OpenAPI description (a request\n"
-            "outside it is answered 422) and answers with the description's examples: the sids, numbers and\n"
-            "texts in the answers below are Twilio's examples, not what was sent.",
+            "The Twilio simulator checks every request the functions make against Twilio's OpenAPI description,\n"
+            "keeps the messages, moves them through Twilio's statuses and posts signed status callbacks to the\n"
+            "local webhook; moto executes the example workflow, its Lambda task served by the send function.",
             flush=True,
         )
         demo = Demo(stack)
@@ -225,7 +274,11 @@ def main(argv: list[str] | None = None) -> int:
         for miss in demo.misses:
             print(f"  - {miss}", file=sys.stderr)
         return 1
-    print(f"Demo finished: {demo.steps} steps, every answer as expected, in {time.monotonic() - started:.1f} s.")
+    print(
+        f"Demo finished: {demo.steps} steps, every answer as expected: {demo.sent} messages sent, "
+        f"{demo.callbacks} signed callbacks, {demo.events} events on the bus, workflows "
+        f"{' and '.join(demo.workflows) or 'none'}, in {time.monotonic() - started:.1f} s."
+    )
     return 0
 
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from local.stack import StackInfo
     from local.template import LocalTemplate
 
-EXAMPLE_SID = "SM" + "a" * 32  # the shape the functions accept; Prism answers its example message for any sid
+EXAMPLE_SID = "SM" + "a" * 32  # the shape the functions accept: send first, then use the sid it answers
 STATUS_CALLBACK = (
     f"MessageSid={EXAMPLE_SID}&MessageStatus=delivered&SmsStatus=delivered&AccountSid={EXAMPLE_ACCOUNT_SID}"
     "&From=%2B15005550006&To=%2B15558675310&ApiVersion=2010-04-01"
@@ -71,4 +71,15 @@ def curl_examples(info: StackInfo, template: LocalTemplate) -> list[str]:
         lines.append("")
     if not template.route("POST", "/webhooks/twilio"):
         lines += ["  # template.yaml declares no POST /webhooks/twilio route yet: no webhooks locally", ""]
+    if info.simulator:
+        lines += [
+            "  # an inbound message from a phone to your number, signed and posted to the webhook by the simulator",
+            f"  .venv/bin/python -m local.twilio_simulator inbound --simulator {info.twilio_url} \\",
+            "    --from +15558675310 --to +15005550006 --body STOP",
+            "  # the example workflow: send, then wait until the simulator's callback reports delivery",
+            f"  aws --endpoint-url {info.aws_endpoint} stepfunctions start-execution \\",
+            f"    --state-machine-arn {next(iter(info.state_machines.values()), '<arn>')} \\",
+            """    --input '{"to": "+15558675310", "body": "Hi"}'""",
+            "",
+        ]
     return lines

@@ -6,6 +6,7 @@ reached the bus. The functions reach it through AWS_ENDPOINT_URL."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,59 @@ class MotoServer:
         self.process = None
 
 
+class InProcessMoto:
+    """moto_server in this process, on a thread: the state machines it executes call the
+    functions' handlers in this process too (local.moto_hooks), the ones the local API serves.
+    DynamoDB's conditional writes are atomic, as in AWS."""
+
+    def __init__(self, port: int | None = None, host: str = LOOPBACK) -> None:
+        self.host = host
+        self.port = port
+        self._server: Any = None
+        self._atomic: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def process(self) -> None:
+        return None  # no child process to stop
+
+    def launch(self) -> None:
+        import os
+
+        if self.port:
+            ensure_port_free(self.host, self.port, "moto_server", "--moto-port")
+        else:
+            self.port = free_port(self.host)
+        # The executor's own clients call localhost:MOTO_PORT, whatever AWS_ENDPOINT_URL says.
+        os.environ["MOTO_PORT"] = str(self.port)
+
+    def wait(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> str:
+        from moto.server import ThreadedMotoServer
+
+        from local.moto_hooks import atomic_dynamodb, enable_execution
+
+        enable_execution()
+        # moto logs every state machine failure as an error, with its whole state: a failed
+        # execution is an outcome here (the workflow's "Delivery failed"), shown by its history.
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+        self._atomic = atomic_dynamodb()
+        self._atomic.__enter__()
+        self._server = ThreadedMotoServer(ip_address=self.host, port=int(self.port or 0), verbose=False)
+        self._server.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._atomic is not None:
+            self._atomic.__exit__(None, None, None)
+            self._atomic = None
+
+
 def client(service: str, endpoint: str) -> Any:
     import boto3
     from botocore.config import Config
@@ -98,6 +152,7 @@ class LocalAws:
     event_buses: list[str] = field(default_factory=list)
     capture_queue_url: str = ""
     parameters: list[str] = field(default_factory=list)
+    state_machines: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
 
     def bus_events(self, wait_seconds: float = 0.0, max_events: int = 10) -> list[dict[str, Any]]:
         """Events that reached the bus(es) since the last call (each is read once), waiting up to
@@ -156,4 +211,10 @@ def seed(endpoint: str, template: LocalTemplate, secret: dict[str, Any], public_
     for name in sorted(template.environment_values("PUBLIC_BASE_URL_PARAMETER")):
         ssm.put_parameter(Name=name, Value=public_base_url, Type="String", Overwrite=True)
         aws.parameters.append(name)
+
+    stepfunctions = client("stepfunctions", endpoint)
+    for machine in template.state_machines:
+        role = "arn:aws:iam::123456789012:role/local-state-machine"
+        created = stepfunctions.create_state_machine(name=machine.name, definition=machine.definition, roleArn=role)
+        aws.state_machines[machine.logical_id] = created["stateMachineArn"]
     return aws

@@ -1,6 +1,7 @@
-"""The local stack: Prism (Twilio), moto_server (AWS) and the local API Gateway, up together and
-stopped together. `python -m local.stack` (`make local`) keeps it up until Ctrl-C and prints
-what to try.
+"""The local stack: the Twilio simulator, moto_server (AWS, executing the state machines) and the
+local API Gateway, up together and stopped together. `python -m local.stack` (`make local`) keeps
+it up until Ctrl-C and prints what to try. `--twilio-url` names another Twilio stand-in instead
+(the contract tests run Prism there).
 
     python -m local.stack [--port 3000] [--host 127.0.0.1] [--twilio-url URL] [--function-log FILE]
 """
@@ -19,9 +20,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
-from local.moto_stack import CREDENTIALS, REGION, LocalAws, MotoServer, seed
-from local.prism import EXAMPLE_ACCOUNT_SID, Prism, check_installed
-from local.processes import LOOPBACK, LocalStackError, ensure_port_free, exit_on_sigterm, stop_processes
+from local.moto_stack import CREDENTIALS, REGION, InProcessMoto, LocalAws, seed
+from local.prism import EXAMPLE_ACCOUNT_SID
+from local.processes import LOOPBACK, LocalStackError, ensure_port_free, exit_on_sigterm
 from local.template import TEMPLATE, LocalTemplate, load_template
 
 # The local Twilio credentials. The account is the one of the spec's examples (Prism's answers
@@ -47,7 +48,9 @@ class StackInfo:
     webhook_url: str
     capture_queue_url: str
     function_log: str
-    pids: dict[str, int]  # the child processes: moto_server, and Prism unless --twilio-url named one
+    pids: dict[str, int]  # child processes (none: everything runs in this process)
+    state_machines: dict[str, str]  # logical id -> ARN in moto
+    simulator: bool  # Twilio is the simulator (admin endpoints under /__simulator)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -63,7 +66,7 @@ class LocalStack:
         host: str = LOOPBACK,
         port: int = 3000,
         twilio_url: str | None = None,
-        prism_port: int | None = None,
+        twilio_port: int = 0,
         moto_port: int | None = None,
         function_log: Path | None = None,
         log_requests: bool = True,
@@ -76,8 +79,9 @@ class LocalStack:
         self.log_requests = log_requests
         self.workdir = Path(tempfile.mkdtemp(prefix="twilio-local-"))
         self.function_log_path = function_log
-        self.prism = None if twilio_url else Prism(prism_port, self.workdir)
-        self.moto = MotoServer(moto_port, self.workdir)
+        self.twilio_port = twilio_port
+        self.simulator: Any = None  # the Twilio simulator, unless twilio_url names another stand-in
+        self.moto = InProcessMoto(moto_port, host)
         self.template: LocalTemplate | None = None
         self.aws: LocalAws | None = None
         self.api: Any = None
@@ -96,9 +100,6 @@ class LocalStack:
         # Every check that needs no process first, so that a missing piece fails in a second.
         if self.port:
             ensure_port_free(self.host, self.port, "The local API", "PORT=… (make) or --port")
-        if self.prism:
-            check_installed()
-            self.prism.launch()
         self.moto.launch()
         from local.api_server import ApiServer, function_log  # SAM CLI: a second to import, while they start
 
@@ -108,9 +109,12 @@ class LocalStack:
         api_url = self.api.bind()
         aws_endpoint = self.moto.wait(max(1.0, deadline - time.monotonic()))
         self.aws = seed(aws_endpoint, self.template, LOCAL_SECRET, api_url)
-        twilio_url = self.prism.wait(max(1.0, deadline - time.monotonic())) if self.prism else str(self.twilio_url)
+        twilio_url = str(self.twilio_url) if self.twilio_url else self._start_simulator(api_url)
         self._configure_functions(api_url, twilio_url, self.aws)
         self.api.serve()
+        from local.moto_hooks import plug
+
+        plug(self.api.functions.run)  # the state machines' Lambda tasks: the handlers the API serves
         self.info = StackInfo(
             api_url=api_url,
             twilio_url=twilio_url,
@@ -119,16 +123,21 @@ class LocalStack:
             webhook_url=api_url + WEBHOOK_PATH,
             capture_queue_url=self.aws.capture_queue_url,
             function_log=str(self.function_log_path or "stderr"),
-            pids={
-                name: process.pid
-                for name, process in (
-                    ("moto_server", self.moto.process),
-                    ("prism", self.prism.process if self.prism else None),
-                )
-                if process is not None
-            },
+            pids={},
+            state_machines=dict(self.aws.state_machines),
+            simulator=self.simulator is not None,
         )
         return self.info
+
+    def _start_simulator(self, api_url: str) -> str:
+        """Twilio, simulated: the local credentials, inbound messages to the local webhook."""
+        from local.twilio_simulator import Simulator, SimulatorConfig
+
+        config = SimulatorConfig(
+            account_sid=EXAMPLE_ACCOUNT_SID, auth_token=LOCAL_AUTH_TOKEN, inbound_webhook_url=api_url + WEBHOOK_PATH
+        )
+        self.simulator = Simulator(config)
+        return str(self.simulator.start(self.host, self.twilio_port, preload=True))
 
     def _configure_functions(self, api_url: str, twilio_url: str, aws: LocalAws) -> None:
         """The functions' environment: what the template gives each (one process serves them all,
@@ -172,10 +181,9 @@ class LocalStack:
         if self.api is not None:
             self.api.stop()
             self.api = None
-        # Both at once: each takes a moment to end.
-        stop_processes([self.prism.process if self.prism else None, self.moto.process])
-        if self.prism is not None:
-            self.prism.stop()
+        if self.simulator is not None:
+            self.simulator.stop()
+            self.simulator = None
         self.moto.stop()
         if self._output is not None and self._output is not sys.stderr:
             self._output.close()
@@ -197,8 +205,9 @@ def describe(info: StackInfo, template: LocalTemplate) -> str:
     lines = [
         "",
         f"Local API Gateway  {info.api_url}   (stage {info.stage}; IAM auth is not emulated locally)",
-        f"Twilio (Prism)     {info.twilio_url}   Twilio's OpenAPI description of the 2010 API",
-        f"AWS (moto_server)  {info.aws_endpoint}   secret, state table, event bus",
+        f"Twilio             {info.twilio_url}   "
+        + ("the simulator: Twilio's OpenAPI description, state, signed callbacks" if info.simulator else "(given)"),
+        f"AWS (moto_server)  {info.aws_endpoint}   secret, state table, event bus, state machines (executed)",
         f"Function logs      {info.function_log}",
         "",
         "Routes (from template.yaml):",
@@ -220,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.stack", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--port", type=int, default=3000, help="local API port (0: a free one); default 3000")
-    parser.add_argument("--twilio-url", help="use this Twilio stand-in (a running Prism) instead of starting Prism")
-    parser.add_argument("--prism-port", type=int, help="Prism's port (default: a free one)")
+    parser.add_argument("--twilio-url", help="use this Twilio stand-in (e.g. a running Prism) instead of the simulator")
+    parser.add_argument("--twilio-port", type=int, default=0, help="the simulator's port (default: a free one)")
     parser.add_argument("--moto-port", type=int, help="moto_server's port (default: a free one)")
     parser.add_argument("--function-log", type=Path, help="append the functions' logs to this file (default: stderr)")
     parser.add_argument("--ready-file", type=Path, help="write the stack's URLs there (JSON) once it serves")
@@ -232,14 +241,14 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         twilio_url=args.twilio_url,
-        prism_port=args.prism_port,
+        twilio_port=args.twilio_port,
         moto_port=args.moto_port,
         function_log=args.function_log,
         log_requests=not args.quiet,
     )
     try:
         if not args.quiet:
-            print("Starting the local stack: Prism, moto_server and the local API Gateway…", flush=True)
+            print("Starting the local stack: the Twilio simulator, moto_server and the local API Gateway…", flush=True)
         info = stack.start()
         if args.ready_file:
             partial = args.ready_file.with_suffix(".partial")

@@ -14,6 +14,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -48,6 +49,13 @@ class Table:
     ttl_attribute: str | None
 
 
+@dataclass(frozen=True)
+class StateMachine:
+    logical_id: str
+    name: str
+    definition: str  # the Amazon States Language document, substitutions applied
+
+
 @dataclass
 class LocalTemplate:
     path: Path
@@ -57,6 +65,7 @@ class LocalTemplate:
     functions: dict[str, Function]
     tables: list[Table] = field(default_factory=list)
     event_buses: list[str] = field(default_factory=list)  # names the functions publish to, "default" included
+    state_machines: list[StateMachine] = field(default_factory=list)
 
     def route(self, method: str, path: str) -> Route | None:
         return next((r for r in self.routes if r.method == method and r.path == path), None)
@@ -128,4 +137,20 @@ def load_template(
         if r.get("Type") == "AWS::Events::EventBus"
     }
     template.event_buses = sorted(buses | (template.environment_values("EVENT_BUS_NAME") or {"default"}))
+    template.state_machines = [
+        machine for logical_id, r in resources.items() if (machine := _state_machine(path.parent, logical_id, r))
+    ]
     return template
+
+
+def _state_machine(root: Path, logical_id: str, resource: dict[str, Any]) -> StateMachine | None:
+    """A state machine of the template, its definition as the deployed one reads: SAM CLI has
+    resolved the substitutions' intrinsics (a function's ARN names its logical id)."""
+    if resource.get("Type") != "AWS::Serverless::StateMachine":
+        return None
+    properties = resource.get("Properties") or {}
+    definition = (root / str(properties["DefinitionUri"])).read_text()
+    for key, value in (properties.get("DefinitionSubstitutions") or {}).items():
+        definition = definition.replace("${" + key + "}", str(value))
+    name = properties.get("Name")
+    return StateMachine(logical_id, name if isinstance(name, str) and name else logical_id, definition)

@@ -6,14 +6,20 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
+import signal
+import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from local.processes import stop_process, tail
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -138,19 +144,26 @@ def twilio_signature(url: str, pairs: list[tuple[str, str]], token: str = AUTH_T
 
 
 def signed_webhook_event(
-    relative: str = "webhook/status_callback.json", *, message_sid: str | None = None, token: str = AUTH_TOKEN
+    relative: str = "webhook/status_callback.json",
+    *,
+    message_sid: str | None = None,
+    status: str | None = None,
+    error_code: str | None = None,
+    token: str = AUTH_TOKEN,
 ) -> dict[str, Any]:
     """An events/webhook/ file, about another message when `message_sid` is given (so that it is
-    no duplicate of an earlier delivery: repeats are recognised by what Twilio signs), signed
-    again with `token` for the event's own URL."""
+    no duplicate of an earlier delivery: repeats are recognised by what Twilio signs), with
+    another `status` (and `error_code`) for a status callback, signed again with `token` for the
+    event's own URL."""
     from urllib.parse import parse_qsl, urlencode
 
     event: dict[str, Any] = load_event(relative)
-    pairs = parse_qsl(event["body"], keep_blank_values=True)
-    if message_sid:
-        sids = ("MessageSid", "SmsSid", "SmsMessageSid")
-        pairs = [(name, message_sid if name in sids else value) for name, value in pairs]
-        event["body"] = urlencode(pairs)
+    replaced = {name: message_sid for name in ("MessageSid", "SmsSid", "SmsMessageSid") if message_sid}
+    replaced.update({name: status for name in ("MessageStatus", "SmsStatus") if status})
+    pairs = [(name, replaced.get(name, value)) for name, value in parse_qsl(event["body"], keep_blank_values=True)]
+    if error_code:
+        pairs.append(("ErrorCode", error_code))
+    event["body"] = urlencode(pairs)
     context = event["requestContext"]
     signature = twilio_signature(f"https://{context['domainName']}{context['path']}", pairs, token)
     event["headers"]["X-Twilio-Signature"] = signature
@@ -175,27 +188,71 @@ STATE_TABLE = "twilio-messaging-state"
 @contextmanager
 def atomic_moto_dynamodb() -> Iterator[None]:
     """DynamoDB decides each conditional write atomically; moto's in-memory table checks and
-    writes in two Python steps that threads can interleave. One lock per backend call restores
-    DynamoDB's guarantee, so that concurrency tests test the functions, not moto."""
-    import threading
+    writes in two Python steps that threads can interleave (local.moto_hooks.atomic_dynamodb):
+    concurrency tests test the functions, not moto."""
+    from local.moto_hooks import atomic_dynamodb
 
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    names = ("put_item", "update_item", "delete_item", "get_item", "transact_write_items")
-    originals = {name: getattr(DynamoDBBackend, name) for name in names}
-
-    def locked(original: Any) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return original(*args, **kwargs)
-
-        return call
-
-    for name, original in originals.items():
-        setattr(DynamoDBBackend, name, locked(original))
-    try:
+    with atomic_dynamodb():
         yield
-    finally:
-        for name, original in originals.items():
-            setattr(DynamoDBBackend, name, original)
+
+
+STACK_STARTUP_SECONDS = 60.0
+
+
+class StackProcess:
+    """`python -m local.stack` (what `make local` runs) in a child process, on a free port, with
+    its Twilio simulator or the Twilio stand-in at `twilio_url` (Prism): `info` holds its URLs,
+    `function_log` its functions' logs."""
+
+    def __init__(self, twilio_url: str | None, workdir: Path) -> None:
+        self.ready = workdir / "ready.json"
+        self.function_log = workdir / "functions.log"
+        self.output_path = workdir / "stack.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TWILIO_", "PUBLIC_BASE_URL"))}
+        with self.output_path.open("w") as output:
+            self.process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "local.stack", "--port", "0", "--quiet"),
+                    *(("--twilio-url", twilio_url) if twilio_url else ()),
+                    *("--ready-file", str(self.ready), "--function-log", str(self.function_log)),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.info: dict[str, Any] = {}
+
+    def wait_ready(self) -> dict[str, Any]:
+        deadline = time.monotonic() + STACK_STARTUP_SECONDS
+        while not self.ready.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise AssertionError(
+                    f"the local stack did not start (status {self.process.poll()}):\n{tail(self.output_path, 30)}"
+                )
+            time.sleep(0.1)
+        self.info = json.loads(self.ready.read_text())
+        self.info["function_log"] = self.function_log
+        return self.info
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        """Stop it as a user would (SIGTERM, or SIGINT for Ctrl-C); its exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                stop_process(self.process)
+        return self.process.returncode
+
+    def children_alive(self) -> list[str]:
+        alive = []
+        for name, pid in self.info.get("pids", {}).items():
+            try:
+                os.kill(pid, 0)
+                alive.append(f"{name} ({pid})")
+            except ProcessLookupError:
+                pass
+        return alive

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -22,7 +20,7 @@ from local.sign_webhook import signature
 from local.stack import LOCAL_AUTH_TOKEN, WEBHOOK_PATH
 from local.template import load_template
 from tests.contract.conftest import StackProcess
-from tests.support import BODIES, ROOT
+from tests.support import BODIES
 
 pytestmark = pytest.mark.contract
 TIMEOUT = 35
@@ -218,20 +216,3 @@ def test_ctrl_c_stops_the_stack_and_everything_it_started(prism_url: str, tmp_pa
     assert not stack.children_alive()
     with pytest.raises(requests.ConnectionError):
         call(info, "GET", "/caller-ids")
-
-
-def test_the_demo_runs_every_step_as_expected(prism_url: str, tmp_path: Path) -> None:
-    """`make demo`, on a free port and the session's Prism."""
-    log = tmp_path / "functions.log"
-    result = subprocess.run(
-        [sys.executable, "-m", "local.demo", "--port", "0", "--twilio-url", prism_url, "--function-log", str(log)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "every answer as expected" in result.stdout
-    steps = [line for line in result.stdout.splitlines() if line[:1].isdigit() and ". " in line[:4]]
-    assert len(steps) == (8 if HAS_WEBHOOK else 6), steps
-    assert "Message Status Changed" in result.stdout

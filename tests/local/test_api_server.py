@@ -172,7 +172,10 @@ def test_patched_spec_declares_media_url_as_repeated_keys(tmp_path: Path) -> Non
 
 def test_make_local_prints_a_curl_command_for_every_route(template: LocalTemplate) -> None:
     url = "http://127.0.0.1:3001"
-    info = StackInfo(url, "http://prism", "http://moto", "prod", url + "/webhooks/twilio", "queue", "stderr", {})
+    machines = {"SendAndWaitForDeliveryStateMachine": "arn:aws:states:us-east-1:123456789012:stateMachine:x"}
+    info = StackInfo(
+        url, "http://simulator", "http://moto", "prod", url + "/webhooks/twilio", "queue", "stderr", {}, machines, True
+    )
     text = describe(info, template)
     commands = [line for line in text.splitlines() if line.strip().startswith("curl")]
     for route in template.routes:
@@ -181,3 +184,5 @@ def test_make_local_prints_a_curl_command_for_every_route(template: LocalTemplat
         assert any(method in c and path in c for c in commands), f"no curl for {route.method} {route.path}"
     if template.route("POST", "/webhooks/twilio"):
         assert f"local.sign_webhook --url {url}/webhooks/twilio" in text
+    assert "local.twilio_simulator inbound --simulator http://simulator" in text
+    assert "stepfunctions start-execution" in text and machines["SendAndWaitForDeliveryStateMachine"] in text

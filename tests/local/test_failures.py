@@ -1,9 +1,8 @@
 """The local stack fails fast and clearly, and starts nothing, when it cannot run: a port in use,
-Node.js missing. Run as users run it (`python -m local.stack` / `local.demo`), in a child process."""
+Twilio's description missing. Run as users run it (`python -m local.stack` / `local.demo`), in a child process."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -52,8 +51,11 @@ def test_moto_port_in_use(busy_port: int) -> None:
     assert result.returncode == 1 and "moto_server cannot listen" in result.stderr
 
 
-def test_node_missing(tmp_path: Path) -> None:
-    env = {**os.environ, "PATH": str(tmp_path)}  # no node, no npm
-    result = run("local.stack", "--port", "0", env=env)
-    assert result.returncode == 1
-    assert "Node.js is needed" in result.stderr and "https://nodejs.org" in result.stderr
+def test_twilios_description_missing(tmp_path: Path) -> None:
+    """The simulator validates against Twilio's description: without it (no `make contract-deps`
+    yet) the local stack says what to run, before anything listens."""
+    from local.twilio_simulator import Simulator, SimulatorConfig
+
+    simulator = Simulator(SimulatorConfig(spec_path=tmp_path / "twilio_api_v2010.json"))
+    with pytest.raises(LocalStackError, match="make contract-deps"):
+        simulator.start()
