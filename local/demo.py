@@ -110,7 +110,8 @@ class Demo:
         print(f"  Events about {message_sid} that reached the bus: {len(matching)}")
         for event in matching:
             detail = event.get("detail") or {}
-            fields = {k: detail.get(k) for k in ("status", "errorCode", "from", "to", "body") if detail.get(k)}
+            shown = ("status", "errorCode", "from", "to", "body", "recipient", "scope")
+            fields = {k: detail.get(k) for k in shown if detail.get(k)}
             print(f"    {event.get('detail-type')}: {json.dumps(fields, ensure_ascii=False)}")
         self.events += len(matching)
         if len(matching) < expected or (not expected and matching):
@@ -160,6 +161,7 @@ class Demo:
             },
         )
         self.call("Fetch the SMS: Twilio reports it delivered", "GET", f"/messages/{sid}", 200)
+        self.call("Its delivery history, as the callbacks recorded it", "GET", f"/messages/{sid}/events", 200)
         first = self.call(
             "List the messages to that number, one a page", "GET", f"/messages?to=%2B{TO[1:]}&pageSize=1", 200
         )
@@ -196,7 +198,16 @@ class Demo:
         print(f"  → signed POST {WEBHOOK_PATH}\n  ← {answer['status']} {answer['body']}")
         if answer["status"] != 200:
             self.miss(f"inbound STOP: the webhook answered {answer['status']}")
-        self.bus("The inbound STOP", answer["message_sid"], 1)
+        # Its Message Received event, and the Recipient Opted Out the keyword asks for.
+        self.bus("The inbound STOP", answer["message_sid"], 2)
+        self.call("The opt-out STOP recorded", "GET", f"/opt-outs/%2B{TO[1:]}", 200)
+        self.call(
+            f"A send to {TO} now: refused before Twilio is called",
+            "POST",
+            "/messages",
+            422,
+            body={"to": TO, "body": "One more thing…"},
+        )
 
     def webhooks(self, sid: str) -> None:
         form = urlencode(

@@ -178,11 +178,13 @@ def seed(endpoint: str, template: LocalTemplate, secret: dict[str, Any], public_
 
     dynamodb = client("dynamodb", endpoint)
     for table in template.tables:
+        indexes = {"GlobalSecondaryIndexes": table.indexes} if table.indexes else {}
         dynamodb.create_table(
             TableName=table.name,
             KeySchema=table.key_schema,
             AttributeDefinitions=table.attribute_definitions,
             BillingMode="PAY_PER_REQUEST",
+            **indexes,
         )
         if table.ttl_attribute:
             dynamodb.update_time_to_live(

@@ -47,6 +47,7 @@ class Table:
     key_schema: list[dict[str, str]]
     attribute_definitions: list[dict[str, str]]
     ttl_attribute: str | None
+    indexes: list[dict[str, Any]] = field(default_factory=list)  # GlobalSecondaryIndexes as declared
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ def _table(logical_id: str, resource: dict[str, Any]) -> Table | None:
         [dict(k) for k in properties.get("KeySchema") or []],
         [dict(a) for a in properties.get("AttributeDefinitions") or []],
         ttl.get("AttributeName") if ttl.get("Enabled") in (True, "true", "True") else None,
+        [dict(index) for index in properties.get("GlobalSecondaryIndexes") or []],
     )
 
 

@@ -27,6 +27,7 @@ from tests.support import (
     STATE_TABLE,
     LambdaContext,
     atomic_moto_dynamodb,
+    create_state_table,
     credentials,
 )
 
@@ -60,36 +61,25 @@ def context() -> LambdaContext:
 
 
 @pytest.fixture
-def aws() -> Iterator[Any]:
-    """moto's AWS, with the Twilio secret in it (auth token credentials)."""
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto's AWS, with the Twilio secret in it (auth token credentials) and the state table as
+    template.yaml declares it (STATE_TABLE_NAME), its conditional writes atomic as DynamoDB's are:
+    every send reads opt-outs and writes a delivery record there."""
     import boto3
     from moto import mock_aws
 
-    with mock_aws():
+    with mock_aws(), atomic_moto_dynamodb():
         client = boto3.client("secretsmanager", region_name="us-east-1")
         client.create_secret(Name=SECRET_ID, SecretString=json.dumps(credentials()))
+        create_state_table(boto3.client("dynamodb", region_name="us-east-1"), STATE_TABLE)
+        monkeypatch.setenv("STATE_TABLE_NAME", STATE_TABLE)
         yield client
 
 
 @pytest.fixture
-def state_table(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto's DynamoDB with the state table as template.yaml declares it (key id, TTL expiration),
-    its conditional writes atomic as DynamoDB's are."""
-    import boto3
-
-    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    dynamodb.create_table(
-        TableName=STATE_TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.update_time_to_live(
-        TableName=STATE_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
-    )
-    monkeypatch.setenv("STATE_TABLE_NAME", STATE_TABLE)
-    with atomic_moto_dynamodb():
-        yield STATE_TABLE
+def state_table(aws: Any) -> str:
+    """The state table's name (the `aws` fixture creates it)."""
+    return STATE_TABLE
 
 
 @pytest.fixture

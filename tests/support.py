@@ -149,12 +149,13 @@ def signed_webhook_event(
     message_sid: str | None = None,
     status: str | None = None,
     error_code: str | None = None,
+    changes: dict[str, str | None] | None = None,
     token: str = AUTH_TOKEN,
 ) -> dict[str, Any]:
     """An events/webhook/ file, about another message when `message_sid` is given (so that it is
     no duplicate of an earlier delivery: repeats are recognised by what Twilio signs), with
-    another `status` (and `error_code`) for a status callback, signed again with `token` for the
-    event's own URL."""
+    another `status` (and `error_code`) for a status callback, other parameters (`changes`), signed
+    again with `token` for the event's own URL."""
     from urllib.parse import parse_qsl, urlencode
 
     event: dict[str, Any] = load_event(relative)
@@ -163,6 +164,8 @@ def signed_webhook_event(
     pairs = [(name, replaced.get(name, value)) for name, value in parse_qsl(event["body"], keep_blank_values=True)]
     if error_code:
         pairs.append(("ErrorCode", error_code))
+    for name, value in (changes or {}).items():  # other parameters: None removes one
+        pairs = [(n, v) for n, v in pairs if n != name] + ([(name, value)] if value is not None else [])
     event["body"] = urlencode(pairs)
     context = event["requestContext"]
     signature = twilio_signature(f"https://{context['domainName']}{context['path']}", pairs, token)
@@ -183,6 +186,25 @@ BODIES = ("Your order #1234 has shipped.", "Maintenance tonight at 22:00 UTC.", 
 
 
 STATE_TABLE = "twilio-messaging-state"
+
+
+def create_state_table(dynamodb: Any, name: str) -> None:
+    """The state table as template.yaml declares it: its keys, indexes and TTL attribute."""
+    from samtranslator.yaml_helper import yaml_parse
+
+    declared = yaml_parse((ROOT / "template.yaml").read_text())["Resources"]["StateTable"]["Properties"]
+    extra = (
+        {"GlobalSecondaryIndexes": declared["GlobalSecondaryIndexes"]} if "GlobalSecondaryIndexes" in declared else {}
+    )
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=declared["KeySchema"],
+        AttributeDefinitions=declared["AttributeDefinitions"],
+        BillingMode="PAY_PER_REQUEST",
+        **extra,
+    )
+    ttl = declared["TimeToLiveSpecification"]
+    dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=dict(ttl))
 
 
 @contextmanager

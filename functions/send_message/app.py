@@ -20,6 +20,7 @@ def handle_send_message(invocation: Invocation, deadline: Deadline) -> Answer:
         webhook_url=lambda: environment.webhook_url(invocation.api_base_url, deadline),
         clients=environment,
         concurrency=settings.send_concurrency,
+        reconcile_after=settings.reconcile_after_minutes * 60,
         deadline=deadline,
     )
     return Answer(200 if request.batch else 201, result)

@@ -4,6 +4,7 @@ from typing import Any
 
 from twilio_messaging.adapters import Answer, Invocation, handle
 from twilio_messaging.deadline import Deadline
+from twilio_messaging.delivery_state import DeliveryServices
 from twilio_messaging.errors import ValidationError
 from twilio_messaging.execution_environment import environment
 from twilio_messaging.observability import logger, metrics
@@ -20,9 +21,14 @@ def handle_webhook(invocation: Invocation, deadline: Deadline) -> Answer:
         signature=invocation.header("X-Twilio-Signature"),
         signature_settings=invocation.header("X-Twilio-Webhooks-Signature-Settings"),
     )
-    services = WebhookServices(
-        environment.credential_store(), environment.state_table(), environment.event_bus(), environment.step_functions()
+    delivery = DeliveryServices(
+        environment.state_table(),
+        environment.delivery_records(),
+        environment.suppressions(),
+        environment.event_bus(),
+        environment.step_functions(),
     )
+    services = WebhookServices(environment.credential_store(), environment.state_table(), delivery)
     receive_webhook(request, services, deadline)
     return Answer(200, EMPTY_TWIML, {"Content-Type": "text/xml"})
 

@@ -30,6 +30,10 @@ TESTED_ROUTES = {
     ("POST", "/messages"),
     ("GET", "/messages/{sid}"),
     ("DELETE", "/messages/{sid}"),
+    ("GET", "/messages/{sid}/events"),
+    ("GET", "/opt-outs/{number}"),
+    ("PUT", "/opt-outs/{number}"),
+    ("DELETE", "/opt-outs/{number}"),
     ("GET", "/messages"),
     ("GET", "/phone-numbers"),
     ("GET", "/caller-ids"),
@@ -92,6 +96,31 @@ def test_get_and_delete(local_stack: dict[str, Any]) -> None:
     deleted = call(local_stack, "DELETE", f"/messages/{EXAMPLE_SID}")
     assert deleted.status_code == 204 and deleted.content == b""
     assert call(local_stack, "GET", "/messages/not-a-sid").status_code == 400
+
+
+def test_a_sent_messages_delivery_history(local_stack: dict[str, Any]) -> None:
+    sent = call(local_stack, "POST", "/messages", json={"to": "+15558675312", "body": BODIES[2]})
+    assert sent.status_code == 201, sent.text
+    history = call(local_stack, "GET", f"/messages/{sent.json()['sid']}/events")
+    assert history.status_code == 200, history.text
+    assert history.json()["sid"] == sent.json()["sid"]
+    assert [(e["status"], e["source"]) for e in history.json()["events"]][:1] == [(sent.json()["status"], "send")]
+    unknown = call(local_stack, "GET", "/messages/SM" + "f" * 32 + "/events")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "MESSAGE_NOT_FOUND"
+
+
+def test_an_opt_out_recorded_refuses_sends_until_lifted(local_stack: dict[str, Any]) -> None:
+    number = "/opt-outs/%2B15558675313"
+    put = call(local_stack, "PUT", number, json={"reason": "asked by phone"})
+    assert put.status_code == 200, put.text
+    assert [(o["scope"], o["reason"]) for o in put.json()["optOuts"]] == [("*", "asked by phone")]
+    assert call(local_stack, "GET", number).json()["optOuts"] == put.json()["optOuts"]
+    refused = call(local_stack, "POST", "/messages", json={"to": "+15558675313", "body": BODIES[0]})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "RECIPIENT_SUPPRESSED"
+    deleted = call(local_stack, "DELETE", number)
+    assert deleted.status_code == 204 and deleted.content == b""
+    assert call(local_stack, "GET", number).json() == {"number": "+15558675313", "optOuts": []}
+    assert call(local_stack, "POST", "/messages", json={"to": "+15558675313", "body": BODIES[0]}).status_code == 201
 
 
 def test_list_and_its_second_page(local_stack: dict[str, Any]) -> None:

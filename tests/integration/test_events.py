@@ -27,17 +27,28 @@ def fake_twilio(request: Request) -> Response:
     )
 
 
-@pytest.mark.parametrize("name", [f for f in FILES if f.split("/")[0] in ("send_message", "get_message")])
+CALLS_TWILIO = ("send_message", "get_message")
+# list and raw samples are run against Prism (tests/contract), the webhook's by test_webhook.py.
+RUN_HERE = (*CALLS_TWILIO, "opt_outs", "reconcile_statuses")
+
+
+@pytest.mark.parametrize("name", [f for f in FILES if f.split("/")[0] in RUN_HERE])
 def test_event_file_runs_through_its_handler(
     aws: Any, state_table: str, twilio: Any, context: Any, monkeypatch: Any, name: str
 ) -> None:
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://sms.example.com")
+    monkeypatch.setenv("EVENT_BUS_NAME", "default")
     twilio.expect_request(re.compile(".*")).respond_with_handler(fake_twilio)
     function = name.split("/")[0]
+    if "events" in name:  # the delivery record of the sample message: written by a send
+        load_handler("send_message").lambda_handler(
+            json.loads((EVENTS / "send_message/step_functions.json").read_text()), context
+        )
     event = json.loads((EVENTS / name).read_text())
     answer = load_handler(function).lambda_handler(event, context)
     if is_api_event(event):
         assert 200 <= answer["statusCode"] < 300, answer
     else:
         assert isinstance(answer, dict) and "error" not in answer
-    assert twilio.log, "the event reached Twilio"
+    if function in CALLS_TWILIO:
+        assert twilio.log, "the event reached Twilio"

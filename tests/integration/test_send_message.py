@@ -477,7 +477,7 @@ def test_an_unreadable_url_parameter_is_not_read_again_on_every_send(
 
 
 def test_a_slow_secrets_manager_is_given_up_within_the_remaining_time(
-    twilio: Any, context: Any, monkeypatch: Any
+    aws: Any, twilio: Any, context: Any, monkeypatch: Any
 ) -> None:
     """Secrets Manager that does not answer (a loopback endpoint that hangs): the function answers
     in time, with the error, rather than being killed by Lambda's timeout."""

@@ -20,7 +20,18 @@ MODULES = sorted(path.stem for path in LAYER.glob("*.py") if path.stem != "__ini
 ADAPTERS = "adapters"
 ROOT_MODULE = "execution_environment"
 # Domain operations: what the handlers call, knowing nothing of how they were invoked.
-OPERATIONS = {"sending", "message_by_sid", "listing", "raw_request", "webhooks", "task_completion", "send_request"}
+OPERATIONS = {
+    "sending",
+    "message_by_sid",
+    "listing",
+    "raw_request",
+    "webhooks",
+    "task_completion",
+    "send_request",
+    "delivery_state",
+    "opt_outs",
+    "reconciliation",
+}
 # Clients and data access: Twilio, AWS services, the state table, the idempotency store.
 CLIENTS = {
     "twilio_client",
@@ -31,6 +42,8 @@ CLIENTS = {
     "step_functions",
     "idempotency_store",
     "public_url",
+    "delivery_records",
+    "suppressions",
 }
 MAX_FUNCTION_LINES = 60
 
@@ -103,7 +116,7 @@ SEND_PATH = {"sending", "send_request", "send_pacer", "idempotency_store", "task
 @pytest.mark.parametrize(
     ("function", "not_loaded"),
     [
-        ("get_message", SEND_PATH | {"listing", "raw_request", "webhooks"}),
+        ("get_message", SEND_PATH | {"listing", "raw_request", "webhooks", "delivery_records"}),
         ("list_messages", SEND_PATH | {"message_by_sid", "raw_request", "webhooks"}),
         ("raw_request", SEND_PATH | {"message_by_sid", "listing", "webhooks"}),
         ("webhook", {"sending", "send_request", "send_pacer", "idempotency_store", "listing", "raw_request"}),

@@ -22,6 +22,10 @@ ROUTES = {
     ("/phone-numbers", "get"),
     ("/caller-ids", "get"),
     ("/twilio-requests", "post"),
+    ("/messages/{sid}/events", "get"),
+    ("/opt-outs/{number}", "get"),
+    ("/opt-outs/{number}", "put"),
+    ("/opt-outs/{number}", "delete"),
 }
 # The example state machine's ARN, as the functions' policies build it from its fixed name.
 EXAMPLE_STATE_MACHINE_ARN = (
@@ -139,7 +143,7 @@ def statements(resources: dict[str, Any], role: str) -> list[dict[str, Any]]:
     return [statement for policy in policies for statement in policy["PolicyDocument"]["Statement"]]
 
 
-@pytest.mark.parametrize("function", ["GetMessageFunction", "ListMessagesFunction", "RawRequestFunction"])
+@pytest.mark.parametrize("function", ["ListMessagesFunction", "RawRequestFunction"])
 def test_readers_may_read_the_twilio_secret_and_nothing_else(monkeypatch: pytest.MonkeyPatch, function: str) -> None:
     resources = translated("IAM", monkeypatch)
     assert statements(resources, f"{function}Role") == [
@@ -153,12 +157,62 @@ def test_send_may_also_read_its_url_parameter_and_dead_letter_failures(monkeypat
     resources = translated("IAM", monkeypatch)
     actions = sorted(str(statement["Action"]) for statement in statements(resources, "SendMessageFunctionRole"))
     assert actions == [
-        "['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']",
+        "['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', "
+        "'dynamodb:DeleteItem']",
         "['states:SendTaskSuccess', 'states:SendTaskFailure']",
         "secretsmanager:GetSecretValue",
         "sqs:SendMessage",
         "ssm:GetParameter",
     ]
+
+
+def test_get_may_read_the_secret_and_the_delivery_records_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    resources = translated("IAM", monkeypatch)
+    assert statements(resources, "GetMessageFunctionRole") == [
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": {"Ref": "TwilioSecretArn"}},
+        {"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": {"Fn::GetAtt": ["StateTable", "Arn"]}},
+    ]
+
+
+def test_opt_outs_may_change_the_state_table_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No secret: it never calls Twilio."""
+    resources = translated("IAM", monkeypatch)
+    assert statements(resources, "OptOutsFunctionRole") == [
+        {
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            "Resource": {"Fn::GetAtt": ["StateTable", "Arn"]},
+        }
+    ]
+
+
+def test_the_reconciler_runs_on_its_schedule_with_the_webhooks_rights_and_the_pending_index(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    resources = translated("IAM", monkeypatch)
+    by_action = {str(s["Action"]): s["Resource"] for s in statements(resources, "ReconcileStatusesFunctionRole")}
+    assert by_action["dynamodb:Query"] == {"Fn::Sub": "${StateTable.Arn}/index/pending-index"}
+    assert set(by_action) == {
+        "secretsmanager:GetSecretValue",
+        "['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']",
+        "dynamodb:Query",
+        "events:PutEvents",
+        "['states:SendTaskSuccess', 'states:SendTaskFailure']",
+    }
+    [schedule] = [
+        r for r in resources.values() if r["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in r["Properties"]
+    ]
+    assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "ReconcileSchedule"}
+
+
+def test_the_state_table_keeps_consent_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opt-outs are consent records: point-in-time recovery, kept when the stack goes or replaces it."""
+    table = translated("IAM", monkeypatch)["StateTable"]
+    assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    [index] = table["Properties"]["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "pending-index"
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["pending", "next_check_at"]
 
 
 def test_webhook_may_use_the_table_the_bus_and_task_completion_only(monkeypatch: pytest.MonkeyPatch) -> None:

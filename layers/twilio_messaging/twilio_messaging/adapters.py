@@ -29,7 +29,7 @@ from twilio_messaging.validation import is_json_media_type
 
 MAX_BODY_BYTES = 256 * 1024
 Source = Literal["api", "direct", "eventbridge"]
-BodyMode = Literal["json", "none", "raw"]
+BodyMode = Literal["json", "optional", "none", "raw"]  # optional: JSON when there is a body
 # Failures that are the deployment's, never the caller's: a bug, the configuration (the secret, a
 # permission, a missing resource), an AWS service that failed. Each is counted as
 # UnexpectedFailures, with the function's name, whatever the invocation source; a direct
@@ -52,6 +52,7 @@ class Invocation:
     api_base_url: str | None = None  # https://{domain}{base path or stage}, as the caller saw it
     domain_name: str | None = None  # requestContext.domainName
     request_path: str | None = None  # requestContext.path: the path as the caller sent it, stage included
+    caller: str = "direct"  # who invoked: api:<IAM principal>, api-key:<id>, eventbridge:<source>, direct
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -108,6 +109,17 @@ def _api_base_url(event: dict[str, Any]) -> str | None:
         return None
     prefix = full_path[: len(full_path) - len(path)] if path and full_path.endswith(path) else ""
     return f"https://{domain}{prefix.rstrip('/')}"
+
+
+def _api_caller(context: dict[str, Any]) -> str:
+    """Who called through the API, as API Gateway authenticated them: the IAM principal (SigV4)
+    or the API key's id."""
+    identity = context.get("identity") or {}
+    if identity.get("userArn"):
+        return f"api:{identity['userArn']}"
+    if identity.get("apiKeyId"):
+        return f"api-key:{identity['apiKeyId']}"
+    return "api:anonymous"
 
 
 def _query_strings(query: dict[str, list[str]]) -> list[str]:
@@ -169,6 +181,7 @@ def parse_api_gateway_event(event: dict[str, Any], body: BodyMode) -> Invocation
         api_base_url=_api_base_url(event),
         domain_name=context.get("domainName"),
         request_path=context.get("path"),
+        caller=_api_caller(context),
     )
     if body == "none":
         return invocation
@@ -182,7 +195,7 @@ def parse_api_gateway_event(event: dict[str, Any], body: BodyMode) -> Invocation
             return invocation
         raise
     invocation.raw_body = raw
-    if body == "json":
+    if body == "json" or (body == "optional" and raw.strip()):
         invocation.payload = _json_body(raw, headers.get("content-type"))
     return invocation
 
@@ -192,7 +205,11 @@ def parse_event(event: Any, body: BodyMode = "json") -> Invocation:
         return parse_api_gateway_event(event, body)
     if is_eventbridge_event(event):
         return Invocation(
-            source="eventbridge", payload=event["detail"], event_id=str(event["id"]), request_id=str(event["id"])
+            source="eventbridge",
+            payload=event["detail"],
+            event_id=str(event["id"]),
+            request_id=str(event["id"]),
+            caller=f"eventbridge:{event.get('source')}",
         )
     return Invocation(source="direct", payload=event)
 

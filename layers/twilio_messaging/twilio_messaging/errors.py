@@ -115,6 +115,14 @@ class IdempotencyKeyReused(TwilioMessagingError):
     http_status = 422
 
 
+class RecipientSuppressed(TwilioMessagingError):
+    """The recipient opted out of this sender (or every sender), or its number does not work:
+    no Twilio call was made."""
+
+    code = "RECIPIENT_SUPPRESSED"
+    http_status = 422
+
+
 class InvalidSignature(TwilioMessagingError):
     code = "INVALID_SIGNATURE"
     http_status = 403

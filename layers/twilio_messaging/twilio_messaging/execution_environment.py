@@ -19,11 +19,13 @@ from twilio_messaging.settings import Settings, read_settings
 if TYPE_CHECKING:
     from twilio_messaging.aws_json import AwsJsonClient
     from twilio_messaging.deadline import Deadline
+    from twilio_messaging.delivery_records import DeliveryRecords
     from twilio_messaging.event_bus import EventBus
     from twilio_messaging.idempotency_store import IdempotencyStore
     from twilio_messaging.public_url import PublicUrl
     from twilio_messaging.state_table import StateTable
     from twilio_messaging.step_functions import StepFunctions
+    from twilio_messaging.suppressions import Suppressions
     from twilio_messaging.twilio_client import TwilioClient
 
 
@@ -128,6 +130,24 @@ class ExecutionEnvironment:
 
         client: StepFunctions = self._once("step-functions", build)
         return client
+
+    def delivery_records(self) -> DeliveryRecords:
+        def build() -> DeliveryRecords:
+            from twilio_messaging.delivery_records import DeliveryRecords
+
+            return DeliveryRecords(self.state_table(), self.settings().message_record_days)
+
+        records: DeliveryRecords = self._once("delivery-records", build)
+        return records
+
+    def suppressions(self) -> Suppressions:
+        def build() -> Suppressions:
+            from twilio_messaging.suppressions import Suppressions
+
+            return Suppressions(self.state_table())
+
+        suppressions: Suppressions = self._once("suppressions", build)
+        return suppressions
 
     def event_bus(self) -> EventBus:
         def build() -> EventBus:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -41,6 +42,9 @@ class MaskingFormatter(LambdaPowertoolsFormatter):
 
 logger = Logger(logger_formatter=MaskingFormatter())
 metrics = Metrics()
+# A read of the state table (opt-outs, a delivery record) records no metric, by design: Powertools'
+# warning for an empty flush would be noise on every such call.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 # The Lambda runtime sets the root logger to the function's log level. At DEBUG, botocore logs
 # whole requests (DynamoDB items: message bodies, full numbers) and urllib3 logs every URL with
@@ -118,15 +122,18 @@ def record_level(name: str, value: float) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
-def count_failure(code: str) -> None:
-    """One failure, in the total and in a metric with the error code as its dimension."""
+def count_by(name: str, dimension: str, value: str) -> None:
+    """One occurrence of `name`, with a dimension of its own (the error code, the source…)."""
     from aws_lambda_powertools.metrics import single_metric
 
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+        metric.add_dimension(name=dimension, value=value)
+
+
+def count_failure(code: str) -> None:
+    """One failure, in the total and in a metric with the error code as its dimension."""
     count("SendFailures")
-    with single_metric(
-        name="SendFailuresByCode", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
-    ) as metric:
-        metric.add_dimension(name="ErrorCode", value=code)
+    count_by("SendFailuresByCode", "ErrorCode", code)
 
 
 def count_unexpected_failure(function_name: str) -> None:

@@ -28,10 +28,12 @@ from twilio_messaging.errors import (
     InternalError,
     SendOutcomeUnknown,
     TwilioMessagingError,
+    TwilioRequestRejected,
     TwilioUnavailable,
 )
 from twilio_messaging.message_model import normalize_message
 from twilio_messaging.observability import count, count_failure, logger
+from twilio_messaging.opt_outs import OPTED_OUT_CODE, after_rejection, suppressed_error, suppressed_recipients
 from twilio_messaging.send_pacer import SendPacer
 from twilio_messaging.send_request import SendRequest
 from twilio_messaging.twilio_client import DEFAULT_RETRY, NO_TIME_LEFT, RetryPolicy, TwilioClient
@@ -39,9 +41,11 @@ from twilio_messaging.validation import MESSAGE_SID
 from twilio_messaging.values import parse_datetime
 
 if TYPE_CHECKING:
+    from twilio_messaging.delivery_records import DeliveryRecords
     from twilio_messaging.idempotency_store import IdempotencyStore
     from twilio_messaging.state_table import StateTable
     from twilio_messaging.step_functions import StepFunctions
+    from twilio_messaging.suppressions import Suppression, Suppressions
 
 # A paced batch may wait out more 429s: the pacer keeps them from piling up, and every wait
 # still fits in the remaining time.
@@ -68,6 +72,10 @@ class SendClients(Protocol):
 
     def step_functions(self) -> StepFunctions: ...
 
+    def delivery_records(self) -> DeliveryRecords: ...
+
+    def suppressions(self) -> Suppressions: ...
+
 
 @dataclass(frozen=True)
 class Idempotency:
@@ -88,6 +96,9 @@ class Delivery:
     status_callback: str | None
     idempotency: Idempotency | None
     deadline: Deadline
+    records: DeliveryRecords
+    suppressions: Suppressions
+    reconcile_after: float | None  # the message reports to this deployment: reconciled after this long
 
 
 def send(
@@ -98,13 +109,15 @@ def send(
     webhook_url: Callable[[], str | None],
     clients: SendClients,
     concurrency: int,
+    reconcile_after: float,
     deadline: Deadline,
 ) -> dict[str, Any]:
     """The Message (one recipient) or the batch answer (messages, failed, failedNumbers).
     `payload` is the request as received: its fingerprint tells a repeat from another request
     under the same key. `webhook_url()`: this deployment's webhook URL, the default status
-    callback (asked only when the request names none)."""
-    callback = None if request.status_callback or request.status_callback_disabled else webhook_url()
+    callback (asked only when the request names none). Suppressed recipients are not sent to."""
+    own_callback = request.status_callback or request.status_callback_disabled
+    callback = None if own_callback else webhook_url()
     if request.task_token and not callback:
         # Checked before sending: a task whose message can never report back would only time out.
         raise ConfigurationError("taskToken needs the webhook URL: set PUBLIC_BASE_URL or deploy with the template")
@@ -113,8 +126,22 @@ def send(
         raise TwilioUnavailable(NO_TIME_LEFT, timed_out=True)  # nothing sent: safe to repeat
     idempotency = _idempotency(idempotency_key, payload, clients) if idempotency_key else None
     table = clients.state_table() if request.task_token else None  # before sending: fails on a missing table
-    delivery = Delivery(clients.twilio_client(), request, callback, idempotency, deadline)
-    result = send_to_all(delivery, concurrency) if request.batch else _send_to_one(delivery)
+    suppressions = clients.suppressions()
+    scopes = {scope for scope in (request.sender, request.messaging_service_sid) if scope}
+    suppressed = suppressed_recipients(suppressions, request.recipients, scopes, deadline)
+    if suppressed and not request.batch:
+        raise suppressed_error(request.recipients[0], suppressed[request.recipients[0]])
+    delivery = Delivery(
+        clients.twilio_client(),
+        request,
+        callback,
+        idempotency,
+        deadline,
+        clients.delivery_records(),
+        suppressions,
+        reconcile_after if callback else None,  # only this deployment hears its callbacks
+    )
+    result = send_to_all(delivery, concurrency, suppressed) if request.batch else _send_to_one(delivery)
     if request.task_token and table is not None:
         from twilio_messaging.task_completion import register_task
 
@@ -137,13 +164,16 @@ def _send_to_one(delivery: Delivery) -> dict[str, Any]:
         raise
 
 
-def send_to_all(delivery: Delivery, concurrency: int) -> dict[str, Any]:
-    """Every recipient, at most `concurrency` at a time and fewer while Twilio answers 429."""
+def send_to_all(delivery: Delivery, concurrency: int, suppressed: dict[str, Suppression]) -> dict[str, Any]:
+    """Every recipient not suppressed, at most `concurrency` at a time and fewer while Twilio
+    answers 429; the suppressed ones are among the failed, with no Twilio call."""
     recipients = delivery.request.recipients
-    workers = min(concurrency, len(recipients))
+    workers = max(1, min(concurrency, len(recipients) - len(suppressed)))
     pacer = SendPacer(workers)
 
     def outcome(recipient: str) -> dict[str, Any] | TwilioMessagingError:
+        if recipient in suppressed:
+            return suppressed_error(recipient, suppressed[recipient])
         try:
             return send_to_recipient(delivery, recipient, pacer)
         except TwilioMessagingError as error:
@@ -173,9 +203,41 @@ def send_to_recipient(delivery: Delivery, recipient: str, pacer: SendPacer | Non
     token), the POST keeps a reserve of time for them."""
     bookkeeping = delivery.idempotency is not None or delivery.request.task_token is not None
     post_deadline = delivery.deadline.less(BOOKKEEPING_RESERVE_SECONDS) if bookkeeping else delivery.deadline
-    if delivery.idempotency is None:
-        return post_then_look_up(delivery, recipient, post_deadline, pacer)
-    return send_at_most_once(delivery, delivery.idempotency, recipient, post_deadline, pacer)
+    try:
+        if delivery.idempotency is None:
+            message = post_then_look_up(delivery, recipient, post_deadline, pacer)
+        else:
+            message = send_at_most_once(delivery, delivery.idempotency, recipient, post_deadline, pacer)
+    except TwilioRequestRejected as error:
+        if error.twilio_code == OPTED_OUT_CODE:
+            _suppress_after_rejection(delivery, recipient)
+        raise
+    _record_sent(delivery, message)
+    return message
+
+
+def _record_sent(delivery: Delivery, message: dict[str, Any]) -> None:
+    """The message's first delivery record. The message is out whatever happens here: a failure
+    is logged, not raised (raising would make a caller retry the send); its callbacks create
+    the record."""
+    send_at = delivery.request.send_at.timestamp() if delivery.request.send_at else None
+    try:
+        delivery.records.record_sent(
+            message, reconcile_after=delivery.reconcile_after, send_at=send_at, deadline=delivery.deadline
+        )
+    except TwilioMessagingError as error:
+        count("DeliveryRecordFailures")
+        logger.warning("Message sent, but its delivery record was not written", extra={"reason": error.message})
+
+
+def _suppress_after_rejection(delivery: Delivery, recipient: str) -> None:
+    request = delivery.request
+    try:
+        after_rejection(
+            delivery.suppressions, recipient, request.messaging_service_sid or request.sender, delivery.deadline
+        )
+    except TwilioMessagingError as error:
+        logger.warning("Could not record an opt-out Twilio reported", extra={"reason": error.message})
 
 
 def send_at_most_once(

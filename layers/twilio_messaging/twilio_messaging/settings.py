@@ -24,6 +24,9 @@ class Settings:
     event_bus_name: str = "default"
     state_table_name: str = ""
     secret_max_age_seconds: int = 300
+    message_record_days: int = 30  # delivery records live this long after a message's last change
+    reconcile_after_minutes: int = 30  # a message not final after this is looked up on Twilio
+    reconcile_max_messages: int = 100  # looked up per run of the reconciler
     send_concurrency: int = 10  # a batch's sends in flight at most (Twilio limits concurrency per account)
 
 
@@ -61,6 +64,9 @@ def read_settings() -> Settings:
         event_bus_name=os.environ.get("EVENT_BUS_NAME", "").strip() or "default",
         state_table_name=os.environ.get("STATE_TABLE_NAME", "").strip(),
         secret_max_age_seconds=_int_variable("SECRET_MAX_AGE_SECONDS", 300),
+        message_record_days=_int_variable("MESSAGE_RECORD_DAYS", 30, minimum=1),
+        reconcile_after_minutes=_int_variable("RECONCILE_AFTER_MINUTES", 30, minimum=1),
+        reconcile_max_messages=_int_variable("RECONCILE_MAX_MESSAGES", 100, minimum=1),
         send_concurrency=min(_int_variable("SEND_CONCURRENCY", 10, minimum=1), 100),
     )
 

@@ -1,6 +1,8 @@
-"""The DynamoDB state table (STATE_TABLE_NAME): webhook de-duplication records and the task
-tokens of `.waitForTaskToken` sends. Partition key `id`, TTL attribute `expiration`, the
-layout Powertools idempotency uses too; each kind of record has its own id prefix.
+"""The DynamoDB state table (STATE_TABLE_NAME): webhook de-duplication records, notes of keyed
+sends, and the task tokens of `.waitForTaskToken` sends; delivery records (delivery_records) and
+opt-outs (suppressions) build on its `call`. Partition key `id`, TTL attribute `expiration`, the
+layout Powertools idempotency uses too; each kind of record has its own id prefix
+(docs/architecture.md, "The state table").
 
 Every write that decides something is one conditional or atomic DynamoDB operation, so that
 concurrent invocations agree on who processes a webhook and who completes a task.
@@ -44,6 +46,26 @@ class StateTable:
         try:
             return self._client.call_within(operation, {"TableName": self.table_name, **payload}, deadline)
         except AwsCallFailed as error:
+            raise error.domain_error(f"the state table ({operation})") from None
+
+    def call(self, operation: str, payload: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        """One DynamoDB call on this table (the other record kinds' modules build on it)."""
+        return self._call(operation, payload, deadline)
+
+    def client_call(self, operation: str, payload: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        """A DynamoDB call that names its tables itself (BatchGetItem)."""
+        try:
+            return self._client.call_within(operation, payload, deadline)
+        except AwsCallFailed as error:
+            raise error.domain_error(f"the state table ({operation})") from None
+
+    def conditional(self, operation: str, payload: dict[str, Any], deadline: Deadline) -> dict[str, Any] | None:
+        """A conditional write: its answer, or None when its condition did not hold."""
+        try:
+            return self._client.call_within(operation, {"TableName": self.table_name, **payload}, deadline)
+        except AwsCallFailed as error:
+            if error.error_code == "ConditionalCheckFailedException":
+                return None
             raise error.domain_error(f"the state table ({operation})") from None
 
     # Webhook de-duplication ------------------------------------------------------------------

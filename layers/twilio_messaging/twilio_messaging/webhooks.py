@@ -2,8 +2,10 @@
 de-duplicated, turned into EventBridge events, and completing Step Functions tasks.
 
 Order matters for "nothing lost, nothing twice": the claim comes first (a duplicate stops
-there), then the task completion and the event; when either fails the claim is released and
-the caller answers 5xx, so Twilio's next delivery does the whole work again.
+there), then the delivery record, the task completion and the event (delivery_state), or an
+inbound message's opt-out and events; when one fails the claim is released and the caller
+answers 5xx, so Twilio's next delivery does the remaining work (the record remembers an event
+it still owes).
 """
 
 from __future__ import annotations
@@ -16,18 +18,19 @@ from urllib.parse import parse_qsl
 
 from twilio_messaging.credentials import CredentialStore
 from twilio_messaging.deadline import Deadline
+from twilio_messaging.delivery_records import StatusReport
+from twilio_messaging.delivery_state import STATUS_CHANGED, DeliveryServices, report_status
 from twilio_messaging.errors import AwsServiceUnavailable, IdempotencyInProgress, InvalidSignature, ValidationError
-from twilio_messaging.event_bus import EventBus
 from twilio_messaging.observability import count, logger
+from twilio_messaging.opt_outs import record_inbound
 from twilio_messaging.state_table import StateTable
-from twilio_messaging.step_functions import StepFunctions
-from twilio_messaging.task_completion import FINAL_STATUSES, settle_task
 from twilio_messaging.validation import is_json_media_type
 from twilio_messaging.values import as_int
 from twilio_messaging.webhook_signature import SigningKeys, verify_signature
 
-STATUS_CHANGED = "Message Status Changed"
 RECEIVED = "Message Received"
+OPTED_OUT = "Recipient Opted Out"
+OPTED_IN = "Recipient Opted In"
 SIGNATURE_MISMATCH = "the X-Twilio-Signature header does not match this request"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
@@ -55,8 +58,7 @@ class ParsedBody:
 class WebhookServices:
     credentials: CredentialStore
     table: StateTable
-    bus: EventBus
-    step_functions: StepFunctions
+    delivery: DeliveryServices
 
 
 def _problem(problem: str) -> ValidationError:
@@ -177,6 +179,22 @@ def signed_body(request: WebhookRequest, credentials: CredentialStore, deadline:
     return body
 
 
+def receive_message(detail: dict[str, Any], services: DeliveryServices, deadline: Deadline) -> None:
+    """An inbound message (or another webhook): its event, and the opt-out or opt-in it asks for."""
+    params = detail["params"]
+    change = record_inbound(params, services.suppressions, deadline) if "From" in params else None
+    services.bus.publish(RECEIVED, detail, deadline)
+    if change is not None:
+        opt_detail = {
+            "recipient": change.recipient,
+            "scope": change.scope,
+            "source": change.source,
+            "messageSid": detail["messageSid"],
+            "accountSid": detail["accountSid"],
+        }
+        services.bus.publish(OPTED_OUT if change.change == "out" else OPTED_IN, opt_detail, deadline)
+
+
 def receive_webhook(
     request: WebhookRequest, services: WebhookServices, deadline: Deadline
 ) -> Literal["processed", "duplicate"]:
@@ -195,11 +213,11 @@ def receive_webhook(
         raise IdempotencyInProgress("this webhook is being processed by another request", retry_after=5)
 
     try:
-        sid = detail["messageSid"]
-        if detail_type == STATUS_CHANGED and sid and detail["status"] in FINAL_STATUSES:
-            record = services.table.store_final_status(sid, detail, deadline)
-            settle_task(services.table, services.step_functions, sid, record, deadline)
-        services.bus.publish(detail_type, detail, deadline)
+        if detail_type == STATUS_CHANGED and detail["messageSid"] and detail["status"]:
+            report = StatusReport(str(detail["messageSid"]), str(detail["status"]), detail["errorCode"])
+            report_status(report, detail, services.delivery, deadline)
+        else:
+            receive_message(detail, services.delivery, deadline)
     except Exception:
         services.table.release_webhook(key, deadline)
         raise
