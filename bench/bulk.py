@@ -9,7 +9,7 @@ flight, and recipients that failed.
 Target (issue 7): at least 90% of the limit, and no 429 storm when the fake enforces N.
 
 Usage: python bench/bulk.py [--iterations 5] [--limits 5,10,20,50] [--recipients 100]
-                           [--send-concurrency K] [--source]
+                           [--twilio-concurrency-limit K] [--source]
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ def main() -> None:
     arguments.add_argument("--recipients", type=int, default=100)
     arguments.add_argument("--source", action="store_true", help="measure the source tree even when built")
     arguments.add_argument(
-        "--send-concurrency",
+        "--twilio-concurrency-limit",
         type=int,
         default=0,
-        help="SEND_CONCURRENCY of the function (the template's SendConcurrency); default: unset, the layer's 10",
+        help="TWILIO_CONCURRENCY_LIMIT of the function (the template's TwilioConcurrencyLimit); default: unset, 10",
     )
     args = arguments.parse_args()
     code = harness.locate_code(args.source)
@@ -52,12 +52,14 @@ def main() -> None:
         print(
             f"Bulk: one send_message invocation to {args.recipients} recipients, fake Twilio answering in "
             f"{LATENCY_SECONDS * 1000:.0f} ms with a concurrency limit N (429 beyond it); "
-            f"median of {args.iterations}; {code.label}" + f"; SEND_CONCURRENCY={args.send_concurrency or 'unset'}",
+            f"median of {args.iterations}; {code.label}; "
+            f"TWILIO_CONCURRENCY_LIMIT={args.twilio_concurrency_limit or 'unset'}",
             file=out,
         )
         for limit in limits:
             with harness.fake_twilio(LATENCY_SECONDS, limit) as twilio:
-                concurrency = {"SEND_CONCURRENCY": str(args.send_concurrency)} if args.send_concurrency else {}
+                limit_set = args.twilio_concurrency_limit
+                concurrency = {"TWILIO_CONCURRENCY_LIMIT": str(limit_set)} if limit_set else {}
                 env = harness.handler_environment(twilio.url, aws, **concurrency)
                 rates, rejected, in_flight, failed = [], [], [], []
                 with harness.environment(env):

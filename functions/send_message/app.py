@@ -19,7 +19,7 @@ def handle_send_message(invocation: Invocation, deadline: Deadline) -> Answer:
         idempotency_key=resolve_idempotency_key(request, invocation.header("Idempotency-Key"), invocation.event_id),
         webhook_url=lambda: environment.webhook_url(invocation.api_base_url, deadline),
         clients=environment,
-        concurrency=settings.send_concurrency,
+        concurrency=settings.batch_concurrency,
         reconcile_after=settings.reconcile_after_minutes * 60,
         deadline=deadline,
     )

@@ -57,13 +57,15 @@ def test_http_sessions_read_the_environment_only_when_a_proxy_or_ca_bundle_is_se
     assert TwilioClient("https://api.twilio.com", None).session.trust_env is True  # type: ignore[arg-type]
 
 
-def test_send_concurrency_is_a_positive_integer_at_most_100(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SEND_CONCURRENCY", raising=False)
-    assert read_settings().send_concurrency == 10
-    monkeypatch.setenv("SEND_CONCURRENCY", "25")
-    assert read_settings().send_concurrency == 25
-    monkeypatch.setenv("SEND_CONCURRENCY", "500")
-    assert read_settings().send_concurrency == 100
-    monkeypatch.setenv("SEND_CONCURRENCY", "0")
+def test_a_batch_sends_as_many_at_once_as_twilio_allows_up_to_its_100_recipients(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TWILIO_CONCURRENCY_LIMIT", raising=False)
+    assert (read_settings().twilio_concurrency_limit, read_settings().batch_concurrency) == (10, 10)
+    monkeypatch.setenv("TWILIO_CONCURRENCY_LIMIT", "25")
+    assert read_settings().batch_concurrency == 25
+    monkeypatch.setenv("TWILIO_CONCURRENCY_LIMIT", "500")
+    assert (read_settings().twilio_concurrency_limit, read_settings().batch_concurrency) == (500, 100)
+    monkeypatch.setenv("TWILIO_CONCURRENCY_LIMIT", "0")
     with pytest.raises(ConfigurationError):
         read_settings()

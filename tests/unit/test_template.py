@@ -279,7 +279,7 @@ def test_send_retries_asynchronous_events_safely_and_takes_its_concurrency(monke
         "Fn::GetAtt": ["SendMessageDeadLetterQueue", "Arn"]
     }
     variables = resources["SendMessageFunction"]["Properties"]["Environment"]["Variables"]
-    assert variables["SEND_CONCURRENCY"] == {"Ref": "SendConcurrency"}
+    assert variables["TWILIO_CONCURRENCY_LIMIT"] == {"Ref": "TwilioConcurrencyLimit"}
     assert variables["STATE_TABLE_NAME"] == {"Ref": "StateTable"}
 
 

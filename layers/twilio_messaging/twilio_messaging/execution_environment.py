@@ -69,7 +69,7 @@ class ExecutionEnvironment:
 
             current = self.settings()
             return TwilioClient(
-                current.twilio_api_base_url, self.credential_store(), pool_size=current.send_concurrency
+                current.twilio_api_base_url, self.credential_store(), pool_size=current.batch_concurrency
             )
 
         client: TwilioClient = self._once("twilio", build)

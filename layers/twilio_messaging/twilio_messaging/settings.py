@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from twilio_messaging.errors import ConfigurationError
 
 DEFAULT_API_BASE_URL = "https://api.twilio.com"
+MAX_BATCH_CONCURRENCY = 100  # a request has at most 100 recipients
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,17 @@ class Settings:
     message_record_days: int = 30  # delivery records live this long after a message's last change
     reconcile_after_minutes: int = 30  # a message not final after this is looked up on Twilio
     reconcile_max_messages: int = 100  # looked up per run of the reconciler
-    send_concurrency: int = 10  # a batch's sends in flight at most (Twilio limits concurrency per account)
+    # The Twilio account's concurrent REST requests: what every concurrency here derives from
+    # (a batch's sends in flight, a campaign's map and batches, the send queue's consumers).
+    twilio_concurrency_limit: int = 10
+    campaign_bucket: str = ""
+    campaign_state_machine_arn: str = ""
+    campaign_report_days: int = 30  # reports expire, and campaign records are kept, this long
+
+    @property
+    def batch_concurrency(self) -> int:
+        """Sends of one request's recipients (at most 100) in flight at once."""
+        return min(self.twilio_concurrency_limit, MAX_BATCH_CONCURRENCY)
 
 
 def _int_variable(name: str, default: int, minimum: int = 0) -> int:
@@ -67,7 +78,10 @@ def read_settings() -> Settings:
         message_record_days=_int_variable("MESSAGE_RECORD_DAYS", 30, minimum=1),
         reconcile_after_minutes=_int_variable("RECONCILE_AFTER_MINUTES", 30, minimum=1),
         reconcile_max_messages=_int_variable("RECONCILE_MAX_MESSAGES", 100, minimum=1),
-        send_concurrency=min(_int_variable("SEND_CONCURRENCY", 10, minimum=1), 100),
+        twilio_concurrency_limit=_int_variable("TWILIO_CONCURRENCY_LIMIT", 10, minimum=1),
+        campaign_bucket=os.environ.get("CAMPAIGN_BUCKET", "").strip(),
+        campaign_state_machine_arn=os.environ.get("CAMPAIGN_STATE_MACHINE_ARN", "").strip(),
+        campaign_report_days=_int_variable("CAMPAIGN_REPORT_DAYS", 30, minimum=15),
     )
 
 
