@@ -73,11 +73,31 @@ class _ThreadStdout:
         return getattr(self._target(), name)
 
 
+def _threads_inherit_output(router: _ThreadStdout) -> None:
+    """A thread started by a function (its sends in parallel) prints where the function does."""
+    start = threading.Thread.start
+
+    def start_inheriting(thread: threading.Thread) -> None:
+        target = getattr(router.local, "target", None)
+        if target is not None:
+            run = thread.run
+
+            def run_printing_to_target() -> None:
+                router.local.target = target
+                run()
+
+            thread.run = run_printing_to_target  # type: ignore[method-assign]
+        start(thread)
+
+    threading.Thread.start = start_inheriting  # type: ignore[method-assign]
+
+
 @contextlib.contextmanager
 def functions_print_to(output: TextIO) -> Iterator[None]:
-    """What this thread prints goes to `output` for the duration."""
+    """What this thread, and the threads it starts, print goes to `output` for the duration."""
     if not isinstance(sys.stdout, _ThreadStdout):
         sys.stdout = _ThreadStdout(sys.stdout)
+        _threads_inherit_output(sys.stdout)
     router: _ThreadStdout = sys.stdout
     previous = getattr(router.local, "target", None)
     router.local.target = output
@@ -113,8 +133,11 @@ class InProcessFunctions:
     (every function's module is app.py), the layer directories are put on sys.path, and the
     handler's printed output (Powertools logs and metrics) goes to `output`.
 
-    One invocation at a time: in Lambda each execution environment serves one request at a time,
-    and here the functions share one process and one copy of the layer."""
+    API requests are served one at a time (the local API Gateway's requests are not the load
+    under test). A state machine's tasks run as they come, concurrently: a Distributed Map's
+    batches run side by side as in Lambda, where each has an execution environment of its own;
+    here they share one copy of the layer, whose clients are safe across threads (a batch sends
+    from threads of its own anyway)."""
 
     def __init__(self, functions: dict[str, Function], output: TextIO) -> None:
         self.functions = functions
@@ -142,7 +165,7 @@ class InProcessFunctions:
         function, handler = self.functions.get(logical_id), self._handlers.get(logical_id)
         if function is None or handler is None:
             raise FunctionNotFound(f"Unable to find a function with name '{function_name_or_arn}'")
-        with self._lock, functions_print_to(self.output):
+        with functions_print_to(self.output):
             try:
                 return handler(event, LambdaContext(function, str(uuid.uuid4())))
             finally:

@@ -7,6 +7,9 @@
 - DynamoDB decides each conditional write atomically, as DynamoDB does: moto's in-memory table
   checks a condition and writes in two Python steps that threads can interleave, which would show
   moto's races as the product's (duplicate callbacks, idempotency, counters).
+- The server dispatches without listing moto's package directories on every request, and
+  without logging each request: both cost the local stack's one GIL more than most requests'
+  own work (a campaign makes about five DynamoDB calls per recipient).
 
 These are moto internals (moto 5.2.5): `tests/unit/test_moto_hooks.py` pins each one, so that a
 moto upgrade that moves them fails there, not in a demo.
@@ -127,6 +130,18 @@ def atomic_dynamodb() -> Iterator[None]:
     finally:
         for name, original in originals.items():
             setattr(DynamoDBBackend, name, original)
+
+
+def quick_dispatch() -> None:
+    """moto's server asks `moto.backends.list_of_moto_modules()` (a directory listing with a
+    stat per entry) for each request's host; the package does not change while it runs."""
+    import logging
+
+    from moto import backends
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
 
 
 def wait_for_execution(client: Any, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:

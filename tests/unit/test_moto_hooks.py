@@ -34,6 +34,9 @@ def test_the_hooked_moto_internals_are_where_the_hooks_expect_them() -> None:
     assert callable(StepFunctionResponse.send_task_failure)
     for name in ("put_item", "update_item", "delete_item", "get_item", "transact_write_items", "batch_write_item"):
         assert callable(getattr(DynamoDBBackend, name)), name
+    from moto.moto_server import werkzeug_app
+
+    assert "backends.list_of_moto_modules()" in inspect.getsource(werkzeug_app.DomainDispatcherApplication)
 
 
 @pytest.fixture
@@ -168,3 +171,32 @@ def test_conditional_writes_are_atomic_across_threads() -> None:
         for thread in threads:
             thread.join(30)
         assert len(won) == 1
+
+
+def test_the_server_dispatches_without_listing_motos_directories_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    from moto import backends
+    from moto.server import ThreadedMotoServer
+
+    from local.moto_hooks import quick_dispatch
+
+    listing = backends.list_of_moto_modules
+    listed: list[int] = []
+    monkeypatch.setattr(backends, "list_of_moto_modules", lambda: listed.append(1) or listing())  # undone after
+    quick_dispatch()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        sqs = boto3.client(
+            "sqs",
+            region_name="us-east-1",
+            endpoint_url=f"http://{host}:{port}",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        assert sqs.create_queue(QueueName="dispatched")["QueueUrl"].endswith("/dispatched")
+        assert sqs.list_queues()["QueueUrls"][0].endswith("/dispatched")
+    finally:
+        server.stop()
+    assert listed == [1], "listed once, by quick_dispatch, not for each request"
