@@ -105,9 +105,10 @@ class InProcessMoto:
     def wait(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> str:
         from moto.server import ThreadedMotoServer
 
-        from local.moto_hooks import atomic_dynamodb, enable_execution
+        from local.moto_hooks import atomic_dynamodb, enable_execution, quick_dispatch
 
         enable_execution()
+        quick_dispatch()
         # moto logs every state machine failure as an error, with its whole state: a failed
         # execution is an outcome here (the workflow's "Delivery failed"), shown by its history.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
@@ -153,6 +154,12 @@ class LocalAws:
     capture_queue_url: str = ""
     parameters: list[str] = field(default_factory=list)
     state_machines: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
+    buckets: dict[str, str] = field(default_factory=dict)  # logical id -> bucket name
+
+    def resource_names(self) -> dict[str, str]:
+        """What a function's environment names by logical id (SAM CLI resolves !Ref to it), as
+        created here: a bucket's name, a state machine's ARN."""
+        return {**self.buckets, **self.state_machines}
 
     def bus_events(self, wait_seconds: float = 0.0, max_events: int = 10) -> list[dict[str, Any]]:
         """Events that reached the bus(es) since the last call (each is read once), waiting up to
@@ -176,22 +183,7 @@ def seed(endpoint: str, template: LocalTemplate, secret: dict[str, Any], public_
     arn = secrets.create_secret(Name=SECRET_NAME, SecretString=json.dumps(secret))["ARN"]
     aws = LocalAws(endpoint=endpoint, secret_arn=arn)
 
-    dynamodb = client("dynamodb", endpoint)
-    for table in template.tables:
-        indexes = {"GlobalSecondaryIndexes": table.indexes} if table.indexes else {}
-        dynamodb.create_table(
-            TableName=table.name,
-            KeySchema=table.key_schema,
-            AttributeDefinitions=table.attribute_definitions,
-            BillingMode="PAY_PER_REQUEST",
-            **indexes,
-        )
-        if table.ttl_attribute:
-            dynamodb.update_time_to_live(
-                TableName=table.name,
-                TimeToLiveSpecification={"AttributeName": table.ttl_attribute, "Enabled": True},
-            )
-        aws.tables.append(table.name)
+    aws.tables.extend(create_tables(endpoint, template))
 
     sqs = client("sqs", endpoint)
     aws.capture_queue_url = sqs.create_queue(QueueName=CAPTURE_QUEUE)["QueueUrl"]
@@ -214,9 +206,34 @@ def seed(endpoint: str, template: LocalTemplate, secret: dict[str, Any], public_
         ssm.put_parameter(Name=name, Value=public_base_url, Type="String", Overwrite=True)
         aws.parameters.append(name)
 
+    s3 = client("s3", endpoint)
+    for logical_id in template.buckets:
+        aws.buckets[logical_id] = f"local-{logical_id.lower()}"  # S3 names are lower case
+        s3.create_bucket(Bucket=aws.buckets[logical_id])
+
     stepfunctions = client("stepfunctions", endpoint)
     for machine in template.state_machines:
         role = "arn:aws:iam::123456789012:role/local-state-machine"
         created = stepfunctions.create_state_machine(name=machine.name, definition=machine.definition, roleArn=role)
         aws.state_machines[machine.logical_id] = created["stateMachineArn"]
     return aws
+
+
+def create_tables(endpoint: str, template: LocalTemplate) -> list[str]:
+    """The template's DynamoDB tables (keys, indexes, TTL) at `endpoint`; their names."""
+    dynamodb = client("dynamodb", endpoint)
+    for table in template.tables:
+        indexes = {"GlobalSecondaryIndexes": table.indexes} if table.indexes else {}
+        dynamodb.create_table(
+            TableName=table.name,
+            KeySchema=table.key_schema,
+            AttributeDefinitions=table.attribute_definitions,
+            BillingMode="PAY_PER_REQUEST",
+            **indexes,
+        )
+        if table.ttl_attribute:
+            dynamodb.update_time_to_live(
+                TableName=table.name,
+                TimeToLiveSpecification={"AttributeName": table.ttl_attribute, "Enabled": True},
+            )
+    return [table.name for table in template.tables]

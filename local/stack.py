@@ -156,6 +156,8 @@ class LocalStack:
                     )
                 if value or name not in environment:
                     environment[name] = value
+        created = aws.resource_names()
+        environment = {name: created.get(value, value) for name, value in environment.items()}
         environment.update(CREDENTIALS)
         environment.update(
             {

@@ -1,7 +1,8 @@
 """What the local stack reads from template.yaml, through SAM CLI's own template providers (the
 ones `sam local start-api` uses): the API's routes and stage, each function's code, handler,
 layers, timeout and environment (Globals merged, parameters and intrinsics resolved), and the
-DynamoDB tables and event buses to create in moto. Nothing here is a second list of routes."""
+DynamoDB tables, event buses, state machines and S3 buckets to create in moto. Nothing here is a
+second list of routes."""
 
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ class LocalTemplate:
     tables: list[Table] = field(default_factory=list)
     event_buses: list[str] = field(default_factory=list)  # names the functions publish to, "default" included
     state_machines: list[StateMachine] = field(default_factory=list)
+    buckets: list[str] = field(default_factory=list)  # logical ids of the S3 buckets
 
     def route(self, method: str, path: str) -> Route | None:
         return next((r for r in self.routes if r.method == method and r.path == path), None)
@@ -142,6 +144,7 @@ def load_template(
     template.state_machines = [
         machine for logical_id, r in resources.items() if (machine := _state_machine(path.parent, logical_id, r))
     ]
+    template.buckets = sorted(logical_id for logical_id, r in resources.items() if r.get("Type") == "AWS::S3::Bucket")
     return template
 
 

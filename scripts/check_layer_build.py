@@ -2,7 +2,8 @@
 
 - each handler imports with nothing on sys.path but the standard library, its function folder,
   the built layer and what the Lambda runtime provides (boto3 and its dependencies): so the
-  Powertools parts the layer build leaves out are truly unused, idempotency included;
+  Powertools parts the layer build leaves out are truly unused, idempotency and the batch
+  utility (the send queue's) included;
 - every module comes from a shipped .pyc (a read-only layer cannot cache compiled modules);
 - importing requests without charset_normalizer prints no warning.
 
@@ -34,6 +35,7 @@ import app  # the handler, as Lambda imports it
 import requests
 import importlib, pkgutil, twilio_messaging
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function  # a keyed send's
+from aws_lambda_powertools.utilities.batch import BatchProcessor, process_partial_response  # the send queue's
 for module in pkgutil.iter_modules(twilio_messaging.__path__):  # every module of the layer
     importlib.import_module(f"twilio_messaging.{module.name}")
 layer = os.environ["PROBE_LAYER"]

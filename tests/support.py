@@ -185,6 +185,32 @@ def credentials(**overrides: Any) -> dict[str, Any]:
 BODIES = ("Your order #1234 has shipped.", "Maintenance tonight at 22:00 UTC.", "Your verification is complete.")
 
 
+class Bus:
+    """The default event bus in moto, with a rule that copies every twilio.messaging event to a
+    queue of its own: what reached the bus, as a consumer's rule would see it."""
+
+    def __init__(self) -> None:
+        import uuid
+
+        import boto3
+
+        self.sqs = boto3.client("sqs", region_name="us-east-1")
+        events = boto3.client("events", region_name="us-east-1")
+        self.queue = self.sqs.create_queue(QueueName=f"events-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        rule = f"all-twilio-{uuid.uuid4().hex[:8]}"
+        events.put_rule(Name=rule, EventPattern=json.dumps({"source": ["twilio.messaging"]}))
+        events.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": arn}])
+
+    def published(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while answer := self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10).get("Messages"):
+            for message in answer:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
+
 STATE_TABLE = "twilio-messaging-state"
 
 

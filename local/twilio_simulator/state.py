@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -142,6 +143,9 @@ class Counters:
     callbacks_rejected: int = 0  # answered 4xx, e.g. a signature the webhook refused (not retried)
     callbacks_abandoned: int = 0  # callbacks given up after the last retry
     callbacks_skipped: int = 0  # not sent: the URL is not on this machine (loopback_callbacks_only)
+    # When the first and the last message were created (epoch seconds): a sender's throughput.
+    first_message_at: float | None = None
+    last_message_at: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -163,6 +167,9 @@ class State:
         with self.lock:
             self.messages[message.sid] = message
             self.counters.messages_per_recipient[message.to] += 1
+            now = time.time()
+            self.counters.first_message_at = self.counters.first_message_at or now
+            self.counters.last_message_at = now
 
     def get(self, sid: str) -> Message | None:
         with self.lock:

@@ -20,6 +20,7 @@ from tests.support import (
     ACCOUNT_SID,
     EVENTS,
     STATE_TABLE,
+    Bus,
     LambdaContext,
     api_event,
     load_handler,
@@ -29,26 +30,6 @@ from tests.support import (
 
 MESSAGES = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 PUBLIC_BASE_URL = "https://abc123defg.execute-api.us-east-1.amazonaws.com/prod"  # the sample events' URL
-
-
-class Bus:
-    """The default bus, every twilio.messaging event copied to a queue."""
-
-    def __init__(self) -> None:
-        self.sqs = boto3.client("sqs", region_name="us-east-1")
-        events = boto3.client("events", region_name="us-east-1")
-        self.queue = self.sqs.create_queue(QueueName=f"events-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events.put_rule(Name="all", EventPattern=json.dumps({"source": ["twilio.messaging"]}))
-        events.put_targets(Rule="all", Targets=[{"Id": "q", "Arn": arn}])
-
-    def published(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        while answer := self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10).get("Messages"):
-            for message in answer:
-                found.append(json.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
-        return found
 
 
 @pytest.fixture

@@ -48,6 +48,8 @@ def test_event_file_runs_through_its_handler(
     answer = load_handler(function).lambda_handler(event, context)
     if is_api_event(event):
         assert 200 <= answer["statusCode"] < 300, answer
+    elif "Records" in event:  # an SQS batch (the send queue): every record done, none to deliver again
+        assert answer == {"batchItemFailures": []}
     else:
         assert isinstance(answer, dict) and "error" not in answer
     if function in CALLS_TWILIO:

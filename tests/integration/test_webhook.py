@@ -21,6 +21,7 @@ from tests.support import (
     MESSAGE_SID,
     ROTATED_AUTH_TOKEN,
     SECRET_ID,
+    Bus,
     LambdaContext,
     credentials,
     load_event,
@@ -31,30 +32,6 @@ from twilio_messaging.webhook_signature import compute_signature, signature_payl
 
 TABLE = "twilio-messaging-state"
 SAMPLE_URL = "https://abc123defg.execute-api.us-east-1.amazonaws.com/prod/webhooks/twilio"
-
-
-class Bus:
-    """The default event bus with a rule that copies every twilio.messaging event to a queue."""
-
-    def __init__(self) -> None:
-        import boto3
-
-        self.sqs = boto3.client("sqs", region_name="us-east-1")
-        self.events = boto3.client("events", region_name="us-east-1")
-        self.queue_url = self.sqs.create_queue(QueueName="webhook-events")["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]
-        self.events.put_rule(Name="all-twilio", EventPattern=json.dumps({"source": ["twilio.messaging"]}))
-        self.events.put_targets(Rule="all-twilio", Targets=[{"Id": "queue", "Arn": arn["QueueArn"]}])
-
-    def published(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        while True:
-            answer = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
-            if not answer.get("Messages"):
-                return found
-            for message in answer["Messages"]:
-                found.append(json.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 @pytest.fixture

@@ -79,3 +79,43 @@ def test_api_gateway_invocations_answer_before_api_gateway_gives_up() -> None:
 
     assert Deadline.from_context(LambdaContext(remaining_ms=900_000), API_GATEWAY_BUDGET_SECONDS).remaining() <= 28.0
     assert Deadline.from_context(LambdaContext(remaining_ms=900_000)).remaining() > 800
+
+
+def test_an_sqs_record_holds_the_eventbridge_event_as_a_direct_eventbridge_invocation_would() -> None:
+    """The send queue: the event id stays the idempotency key, the caller the event's source."""
+    from twilio_messaging.adapters import is_sqs_event, parse_sqs_record
+
+    batch = load_event("send_message/sqs_batch.json")
+    assert is_sqs_event(batch)
+    record = batch["Records"][0]
+    record["messageAttributes"] = {"REQUEUE_ATTEMPT": {"stringValue": "2", "dataType": "Number"}}
+    queued = parse_sqs_record(record)
+    event = json.loads(record["body"])
+    assert queued.invocation == parse_event(event)
+    assert queued.event_id == event["id"] and queued.invocation.caller == "eventbridge:com.example.orders"
+    assert queued.problem is None and queued.body == record["body"]
+    assert queued.message_id == record["messageId"] and queued.attributes == {"REQUEUE_ATTEMPT": "2"}
+    assert queued.sent_at == int(record["attributes"]["SentTimestamp"]) / 1000
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [("not json", "is not JSON"), ('{"to": "+15558675310"}', "is not an EventBridge event"), ("null", "is not an")],
+)
+def test_an_sqs_record_that_holds_no_event_says_why(body: str, problem: str) -> None:
+    from twilio_messaging.adapters import parse_sqs_record
+
+    record = load_event("send_message/sqs_batch.json")["Records"][0]
+    queued = parse_sqs_record({**record, "body": body})
+    assert queued.problem is not None and queued.problem.startswith(problem)
+    assert queued.event_id is None and queued.body == body
+
+
+def test_only_sqs_batches_are_sqs_events() -> None:
+    from twilio_messaging.adapters import is_sqs_event
+
+    assert not is_sqs_event(load_event("send_message/eventbridge.json"))
+    assert not is_sqs_event(load_event("send_message/step_functions.json"))
+    assert not is_sqs_event({"Records": []})
+    assert not is_sqs_event({"Records": [{"eventSource": "aws:sns"}]})
+    assert not is_sqs_event({"to": "+15558675310", "Records": "x"})

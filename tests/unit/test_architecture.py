@@ -31,6 +31,11 @@ OPERATIONS = {
     "delivery_state",
     "opt_outs",
     "reconciliation",
+    "send_queue",
+    "campaigns",
+    "campaign_steps",
+    "campaign_request",
+    "campaign_recipients",
 }
 # Clients and data access: Twilio, AWS services, the state table, the idempotency store.
 CLIENTS = {
@@ -44,6 +49,9 @@ CLIENTS = {
     "public_url",
     "delivery_records",
     "suppressions",
+    "message_queue",
+    "campaign_store",
+    "campaign_files",
 }
 MAX_FUNCTION_LINES = 60
 
@@ -120,7 +128,21 @@ SEND_PATH = {"sending", "send_request", "send_pacer", "idempotency_store", "task
         ("list_messages", SEND_PATH | {"message_by_sid", "raw_request", "webhooks"}),
         ("raw_request", SEND_PATH | {"message_by_sid", "listing", "webhooks"}),
         ("webhook", {"sending", "send_request", "send_pacer", "idempotency_store", "listing", "raw_request"}),
-        ("send_message", {"message_by_sid", "listing", "raw_request", "webhooks", "idempotency_store"}),
+        # Starting or reading a campaign sends nothing itself: the state machine's steps do.
+        ("campaigns", SEND_PATH - {"send_request", "state_table"} | {"campaign_steps", "twilio_client"}),
+        (
+            "send_message",
+            # The send queue's consumer and its SQS client: only for SQS batches, on first use.
+            {
+                "message_by_sid",
+                "listing",
+                "raw_request",
+                "webhooks",
+                "idempotency_store",
+                "send_queue",
+                "message_queue",
+            },
+        ),
     ],
 )
 def test_each_handler_loads_only_what_it_uses(function: str, not_loaded: set[str]) -> None:
@@ -136,3 +158,32 @@ def test_each_handler_loads_only_what_it_uses(function: str, not_loaded: set[str
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
     assert loaded & not_loaded == set(), f"{function} loads {sorted(loaded & not_loaded)}"
+
+
+BATCH_LOADED = """
+import sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import app
+print("aws_lambda_powertools.utilities.batch" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("function", sorted(path.parent.name for path in (ROOT / "functions").glob("*/app.py")))
+def test_no_handler_loads_powertools_batch_at_import(function: str) -> None:
+    """Powertools' batch utility (asyncio, its event data classes: about 100 ms) is imported by
+    adapters.handle_queue, for an SQS batch only: no cold start of any other invocation pays it."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BATCH_LOADED,
+            str(ROOT / "functions" / function),
+            str(ROOT / "layers" / "twilio_messaging"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"POWERTOOLS_TRACE_DISABLED": "true", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"

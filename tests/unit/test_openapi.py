@@ -15,6 +15,7 @@ from openapi_spec_validator import validate
 from samtranslator.yaml_helper import yaml_parse
 
 from twilio_messaging import errors
+from twilio_messaging.campaign_request import CAMPAIGN_FIELDS, NOT_IN_MESSAGE
 from twilio_messaging.listing import PAGING_FIELDS, RESOURCE_BY_ROUTE
 from twilio_messaging.message_model import normalize_message
 from twilio_messaging.raw_request import RAW_FIELDS, RETRY_FIELDS
@@ -105,6 +106,8 @@ def test_request_fields_are_the_fields_the_parsers_accept(document: dict[str, An
     # taskToken is accepted from Step Functions (direct invocation) only: over HTTP it is a 400.
     assert set(schemas["SendRequest"]["properties"]) == SEND_FIELDS - {"taskToken"}
     assert set(schemas["RawRequest"]["properties"]) == RAW_FIELDS
+    assert set(schemas["CampaignRequest"]["properties"]) == CAMPAIGN_FIELDS
+    assert set(schemas["CampaignMessage"]["properties"]) == SEND_FIELDS - set(NOT_IN_MESSAGE)
     assert set(schemas["RawRequest"]["properties"]["retry"]["properties"]) == RETRY_FIELDS
     for route, resource in RESOURCE_BY_ROUTE.items():
         parameters = [ref(document, p) for p in document["paths"][route]["get"]["parameters"]]

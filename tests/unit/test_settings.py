@@ -69,3 +69,34 @@ def test_a_batch_sends_as_many_at_once_as_twilio_allows_up_to_its_100_recipients
     monkeypatch.setenv("TWILIO_CONCURRENCY_LIMIT", "0")
     with pytest.raises(ConfigurationError):
         read_settings()
+
+
+def test_aws_calls_keep_a_connection_for_each_thread_that_may_make_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A campaign batch has two threads per send in flight, each calling DynamoDB: with fewer
+    kept connections, calls would open (and on AWS, handshake) a connection each."""
+    from twilio_messaging.execution_environment import environment
+
+    monkeypatch.setenv("TWILIO_CONCURRENCY_LIMIT", "40")
+    monkeypatch.setenv("STATE_TABLE_NAME", "state")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    environment.reset()
+    try:
+        assert read_settings().aws_connections == 80
+        assert environment.aws_session().get_adapter("https://dynamodb.us-east-1.amazonaws.com")._pool_maxsize == 80
+        for store in (environment.idempotency_store(), environment.campaign_idempotency_store()):
+            assert store.persistence.client.meta.config.max_pool_connections == 80
+    finally:
+        environment.reset()
+    monkeypatch.setenv("TWILIO_CONCURRENCY_LIMIT", "2")
+    assert read_settings().aws_connections == 10
+
+
+def test_the_send_queue_halves_the_limit_between_its_two_invocations(monkeypatch: pytest.MonkeyPatch) -> None:
+    for limit, per_invocation in (("2", 1), ("3", 1), ("10", 5), ("1000", 500)):
+        monkeypatch.setenv("TWILIO_CONCURRENCY_LIMIT", limit)
+        assert read_settings().send_queue_concurrency == per_invocation
+    monkeypatch.setenv("SEND_QUEUE_URL", " https://sqs.us-east-1.amazonaws.com/123456789012/send ")
+    monkeypatch.setenv("SEND_DEAD_LETTER_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/dead")
+    settings = read_settings()
+    assert settings.send_queue_url == "https://sqs.us-east-1.amazonaws.com/123456789012/send"
+    assert settings.send_dead_letter_queue_url.endswith("/dead")

@@ -26,6 +26,9 @@ ROUTES = {
     ("/opt-outs/{number}", "get"),
     ("/opt-outs/{number}", "put"),
     ("/opt-outs/{number}", "delete"),
+    ("/campaigns", "post"),
+    ("/campaigns/{id}", "get"),
+    ("/campaigns/{id}", "delete"),
 }
 # The example state machine's ARN, as the functions' policies build it from its fixed name.
 EXAMPLE_STATE_MACHINE_ARN = (
@@ -153,17 +156,28 @@ def test_readers_may_read_the_twilio_secret_and_nothing_else(monkeypatch: pytest
     assert managed == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]
 
 
-def test_send_may_also_read_its_url_parameter_and_dead_letter_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_send_may_also_read_its_url_parameter_poll_its_queue_and_dead_letter_failures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     resources = translated("IAM", monkeypatch)
-    actions = sorted(str(statement["Action"]) for statement in statements(resources, "SendMessageFunctionRole"))
+    found = statements(resources, "SendMessageFunctionRole")
+    actions = sorted(str(statement["Action"]) for statement in found)
     assert actions == [
         "['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', "
         "'dynamodb:DeleteItem']",
+        "['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes']",
         "['states:SendTaskSuccess', 'states:SendTaskFailure']",
         "secretsmanager:GetSecretValue",
-        "sqs:SendMessage",
+        "sqs:SendMessage",  # SAM's, for the asynchronous invocations' OnFailure destination
+        "sqs:SendMessage",  # the send queue's delayed copies and dead letters
         "ssm:GetParameter",
     ]
+    queue, dead_letters = ({"Fn::GetAtt": [name, "Arn"]} for name in ("SendMessageQueue", "SendMessageDeadLetterQueue"))
+    sqs = [statement["Resource"] for statement in found if "sqs:" in str(statement["Action"])]
+    assert sorted(map(str, sqs)) == sorted(map(str, [dead_letters, queue, [queue, dead_letters]])), "these queues only"
+    # No SAM SQS event: its managed policy (AWSLambdaSQSQueueExecutionRole) allows every queue.
+    managed = resources["SendMessageFunctionRole"]["Properties"]["ManagedPolicyArns"]
+    assert managed == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]
 
 
 def test_get_may_read_the_secret_and_the_delivery_records_only(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -260,18 +274,98 @@ def test_example_state_machine_waits_for_the_task_token_and_handles_the_error_ty
     assert definition["States"][caught["MessageDeliveryFailed"]]["Type"] == "Fail"
 
 
-def test_send_message_rule_retries_then_dead_letters(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_send_message_rule_targets_the_send_queue_retries_then_dead_letters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rule's target is the queue, not the function: a burst of events waits there. Its
+    retries and dead-letter queue are for delivering to the queue."""
     resources = translated("IAM", monkeypatch)
     rule = resources["SendMessageFunctionSendMessageRule"]["Properties"]
     assert rule["EventPattern"] == {"account": [{"Ref": "AWS::AccountId"}], "detail-type": ["Send Message"]}
-    target = rule["Targets"][0]
-    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 3
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["SendMessageQueue", "Arn"]}
+    assert "InputTransformer" not in target and "InputPath" not in target, "each message is the whole event"
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600}
     assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["SendMessageDeadLetterQueue", "Arn"]}
+    permissions = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    invokers = [p["SourceArn"] for p in permissions if p["FunctionName"] == {"Ref": "SendMessageFunction"}]
+    assert "SendMessageFunctionSendMessageRule" not in references(invokers), "the rule invokes no function"
+
+
+def test_only_the_rule_may_send_to_the_send_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    resources = translated("IAM", monkeypatch)
+    [policy] = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::SQS::QueuePolicy" and r["Properties"]["Queues"] == [{"Ref": "SendMessageQueue"}]
+    ]
+    assert policy["PolicyDocument"]["Statement"] == [
+        {
+            "Sid": "SendMessageRuleEvents",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": {"Fn::GetAtt": ["SendMessageQueue", "Arn"]},
+            "Condition": {
+                "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["SendMessageFunctionSendMessageRule", "Arn"]}}
+            },
+        }
+    ]
+
+
+def test_the_send_queue_keeps_events_encrypted_and_dead_letters_them_after_5_receives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    queue = translated("IAM", monkeypatch)["SendMessageQueue"]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    properties = queue["Properties"]
+    assert properties["SqsManagedSseEnabled"] is True, "EventBridge can send to SSE-SQS, not to the AWS managed key"
+    assert properties["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert properties["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["SendMessageDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    assert "FifoQueue" not in properties, "a standard queue"
+
+
+def test_the_send_queue_hides_a_message_six_times_the_functions_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lambda's advice for a queue it polls: a visibility timeout of at least six times the
+    function's timeout, plus the batching window, so that a batch in progress (or retried by
+    Lambda after a throttle) is not delivered a second time meanwhile."""
+    resources = translated("IAM", monkeypatch)
+    timeout = resources["SendMessageFunction"]["Properties"]["Timeout"]
+    [mapping] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    window = mapping.get("MaximumBatchingWindowInSeconds", 0)
+    visibility = resources["SendMessageQueue"]["Properties"]["VisibilityTimeout"]
+    assert visibility >= 6 * timeout + window, (visibility, timeout, window)
+
+
+def test_the_queue_feeds_the_function_within_the_twilio_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most MaximumConcurrency invocations, each with send_queue_concurrency sends in flight:
+    together never more than TwilioConcurrencyLimit, from its smallest value to its largest."""
+    from twilio_messaging.settings import SEND_QUEUE_MAXIMUM_CONCURRENCY, Settings
+
+    resources = translated("IAM", monkeypatch)
+    [mapping] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["SendMessageQueue", "Arn"]}
+    assert mapping["FunctionName"] == {"Ref": "SendMessageFunction"}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert (mapping["BatchSize"], mapping["MaximumBatchingWindowInSeconds"]) == (10, 0)
+    consumers = mapping["ScalingConfig"]["MaximumConcurrency"]
+    assert consumers == SEND_QUEUE_MAXIMUM_CONCURRENCY == 2, "Lambda's minimum, and what the settings divide by"
+    parameter = template_source()["Parameters"]["TwilioConcurrencyLimit"]
+    for limit in range(parameter["MinValue"], parameter["MaxValue"] + 1):
+        per_invocation = Settings("secret", twilio_concurrency_limit=limit).send_queue_concurrency
+        assert per_invocation >= 1 and consumers * per_invocation <= limit, limit
+    variables = resources["SendMessageFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["SEND_QUEUE_URL"] == {"Ref": "SendMessageQueue"}
+    assert variables["SEND_DEAD_LETTER_QUEUE_URL"] == {"Ref": "SendMessageDeadLetterQueue"}
+    assert template_source()["Outputs"]["SendMessageQueueUrl"]["Value"] == {"Ref": "SendMessageQueue"}
 
 
 def test_send_retries_asynchronous_events_safely_and_takes_its_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The event id is the idempotency key, so Lambda may retry an EventBridge send; what still
-    fails goes to the dead-letter queue."""
+    """Asynchronous invocations (no longer EventBridge's, which go through the send queue, but a
+    manual `--invocation-type Event` and what Lambda held at an upgrade): an EventBridge event's
+    id is the idempotency key, so Lambda may retry it; what still fails goes to the dead-letter
+    queue."""
     resources = translated("IAM", monkeypatch)
     config = next(r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig")
     assert config["MaximumRetryAttempts"] == 2
@@ -443,12 +537,12 @@ def test_dedicated_send_bus_takes_the_rule_and_denies_other_accounts(monkeypatch
             "Condition": {"StringNotEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}},
         }
     }, "no principal list: any principal of this account that IAM allows"
-    # The dead-letter queue still admits the rule's failures, and Lambda the rule's invocations.
-    queue_policy = resources["SendMessageDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    # The send queue admits the rule's events, and the dead-letter queue its failures.
     rule_arn = {"Fn::GetAtt": ["SendMessageFunctionSendMessageRule", "Arn"]}
-    assert queue_policy["Condition"]["ArnEquals"]["aws:SourceArn"] == rule_arn
-    permission = resources["SendMessageFunctionSendMessageRulePermission"]["Properties"]
-    assert permission["SourceArn"] == rule_arn
+    for policy in ("SendMessageQueuePolicy", "SendMessageDeadLetterQueuePolicy"):
+        [statement] = resources[policy]["Properties"]["PolicyDocument"]["Statement"]
+        assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == rule_arn, policy
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["SendMessageQueue", "Arn"]}
 
 
 def test_listed_principals_are_the_only_ones_that_can_put_on_the_send_bus(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -553,3 +647,65 @@ def test_the_logging_role_is_set_before_the_stage_is_created(monkeypatch: pytest
     assert account["Properties"] == {"CloudWatchRoleArn": {"Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]}}
     stage_name, _ = api_stage(resources)
     assert "ApiGatewayAccount" in created_before(resources, stage_name)
+
+
+def actions_of(resources: dict[str, Any], role: str) -> set[str]:
+    found: set[str] = set()
+    for statement in statements(resources, role):
+        action = statement["Action"]
+        found |= set(action) if isinstance(action, list) else {action}
+    return found
+
+
+def test_the_campaign_bucket_is_private_encrypted_and_forgets_phone_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    resources = translated("IAM", monkeypatch)
+    bucket = resources["CampaignBucket"]
+    properties = bucket["Properties"]
+    assert (bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    assert properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert (
+        all(properties["PublicAccessBlockConfiguration"].values())
+        and len(properties["PublicAccessBlockConfiguration"]) == 4
+    )
+    rules = {rule.get("Prefix"): rule for rule in properties["LifecycleConfiguration"]["Rules"]}
+    for prefix in ("reports/", "campaigns/"):
+        assert rules[prefix]["ExpirationInDays"] == {"Ref": "CampaignReportDays"}, prefix
+    parameter = template_source()["Parameters"]["CampaignReportDays"]
+    assert parameter["MinValue"] >= 15, "a failed campaign can be redriven for 14 days: its records must outlive that"
+    [deny] = resources["CampaignBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_the_campaign_state_machine_runs_its_three_steps_over_its_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = template_source()["Resources"]["CampaignStateMachine"]["Properties"]
+    definition = (ROOT / source["DefinitionUri"]).read_text()
+    for name in source["DefinitionSubstitutions"]:
+        assert "${" + name + "}" in definition, name
+    machine = json.loads(definition)
+    batches = machine["States"]["Send the batches"]
+    assert batches["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert batches["MaxConcurrency"] == "{% $states.input.mapConcurrency %}"  # the plan's, within the limit
+    assert "ItemBatcher" not in batches and "ToleratedFailurePercentage" not in batches  # moto cannot run them
+    resources = translated("IAM", monkeypatch)
+    role = resources["CampaignStateMachineRole"]
+    assert {"s3:GetObject", "states:StartExecution", "lambda:InvokeFunction"} <= actions_of(
+        resources, "CampaignStateMachineRole"
+    )
+    assert role["Type"] == "AWS::IAM::Role"
+
+
+def test_campaign_functions_get_what_their_step_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    resources = translated("IAM", monkeypatch)
+    assert "secretsmanager:GetSecretValue" not in actions_of(resources, "CampaignsFunctionRole")  # sends nothing
+    assert {"states:StartExecution", "states:StopExecution"} <= actions_of(resources, "CampaignsFunctionRole")
+    assert "secretsmanager:GetSecretValue" in actions_of(resources, "CampaignSendBatchFunctionRole")
+    assert "events:PutEvents" in actions_of(resources, "CampaignReportFunctionRole")
+    assert not actions_of(resources, "CampaignPrepareFunctionRole") & {
+        "secretsmanager:GetSecretValue",
+        "states:StartExecution",
+    }
+    for function in ("CampaignPrepareFunction", "CampaignSendBatchFunction", "CampaignReportFunction"):
+        assert resources[function]["Properties"]["Timeout"] == 900, function
+    variables = resources["CampaignsFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["CAMPAIGN_STATE_MACHINE_ARN"] == {"Ref": "CampaignStateMachine"}
+    assert variables["CAMPAIGN_BUCKET"] == {"Ref": "CampaignBucket"}

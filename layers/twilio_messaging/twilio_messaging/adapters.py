@@ -1,5 +1,6 @@
 """The only module that knows event shapes: API Gateway REST (payload 1.0) proxy events,
-EventBridge events and direct invokes (Step Functions, Lambda Invoke, `sam local invoke`).
+EventBridge events, direct invokes (Step Functions, Lambda Invoke, `sam local invoke`), and SQS
+batches whose messages are EventBridge events (the send queue: `handle_queue`).
 
 `handle` turns an event into an `Invocation`, runs one operation, and shapes its `Answer` or
 error for the caller: an HTTP envelope for API Gateway, the bare object otherwise, and for
@@ -11,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -164,7 +165,7 @@ def _json_body(raw: bytes, content_type: str | None) -> Any:
         raise _problem("(body)", "holds a number too large to read") from None
 
 
-def parse_api_gateway_event(event: dict[str, Any], body: BodyMode) -> Invocation:
+def parse_api_gateway_event(event: dict[str, Any], body: BodyMode, max_body_bytes: int = MAX_BODY_BYTES) -> Invocation:
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items() if v is not None}
     query = {str(k): [str(v) for v in vs] for k, vs in (event.get("multiValueQueryStringParameters") or {}).items()}
     if not query:
@@ -187,8 +188,8 @@ def parse_api_gateway_event(event: dict[str, Any], body: BodyMode) -> Invocation
         return invocation
     try:
         raw = _body_bytes(event)
-        if len(raw) > MAX_BODY_BYTES:
-            raise _problem("(body)", f"is larger than {MAX_BODY_BYTES} bytes")
+        if len(raw) > max_body_bytes:
+            raise _problem("(body)", f"is larger than {max_body_bytes} bytes")
     except ValidationError:
         if body == "raw":  # the operation decides (a webhook: no signature can match, a 403)
             invocation.raw_body = None
@@ -200,9 +201,9 @@ def parse_api_gateway_event(event: dict[str, Any], body: BodyMode) -> Invocation
     return invocation
 
 
-def parse_event(event: Any, body: BodyMode = "json") -> Invocation:
+def parse_event(event: Any, body: BodyMode = "json", max_body_bytes: int = MAX_BODY_BYTES) -> Invocation:
     if is_api_gateway_event(event):
-        return parse_api_gateway_event(event, body)
+        return parse_api_gateway_event(event, body, max_body_bytes)
     if is_eventbridge_event(event):
         return Invocation(
             source="eventbridge",
@@ -230,11 +231,13 @@ def _function_name(context: Any) -> str:
     return str(getattr(context, "function_name", "") or "unknown")
 
 
-def handle(event: Any, context: Any, operation: Operation, body: BodyMode = "json") -> Any:
+def handle(
+    event: Any, context: Any, operation: Operation, body: BodyMode = "json", max_body_bytes: int = MAX_BODY_BYTES
+) -> Any:
     """Run one operation for any invocation source and shape its answer or error for that source."""
     via_api = is_api_gateway_event(event)
     try:
-        invocation = parse_event(event, body)
+        invocation = parse_event(event, body, max_body_bytes)
         if invocation.request_id:
             logger.set_correlation_id(invocation.request_id)
         deadline = Deadline.from_context(context, API_GATEWAY_BUDGET_SECONDS if via_api else None)
@@ -257,3 +260,104 @@ def handle(event: Any, context: Any, operation: Operation, body: BodyMode = "jso
             return http_response(Answer(status, error_body, headers))
         raise internal from None
     return http_response(answer) if via_api else answer.body
+
+
+# --- SQS batches: the send queue ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueuedEvent:
+    """One record of an SQS batch whose body should be an EventBridge event: what the send
+    queue's consumer reads (send_queue.QueuedEvent), and the invocation the event asks for."""
+
+    message_id: str
+    body: str  # as received: a re-queued copy or a dead letter carries it unchanged
+    invocation: Invocation  # as for the same event from EventBridge directly; no payload with `problem`
+    problem: str | None = None  # why the body is not an EventBridge event
+    attributes: Mapping[str, str] = field(default_factory=dict)  # message attributes, by name
+    sent_at: float | None = None  # when SQS got this message (SentTimestamp), epoch seconds
+
+    @property
+    def event_id(self) -> str | None:
+        return self.invocation.event_id
+
+
+# The records' errors that SQS must deliver again, by message id; the others are done.
+QueueOperation = Callable[[list[QueuedEvent], Deadline], Mapping[str, TwilioMessagingError]]
+
+
+def is_sqs_event(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and all(isinstance(record, dict) and record.get("eventSource") == "aws:sqs" for record in records)
+    )
+
+
+def parse_sqs_record(record: dict[str, Any]) -> QueuedEvent:
+    body = str(record.get("body") or "")
+    attributes = {
+        str(name): str(value["stringValue"])
+        for name, value in (record.get("messageAttributes") or {}).items()
+        if isinstance(value, dict) and value.get("stringValue") is not None
+    }
+    sent = str((record.get("attributes") or {}).get("SentTimestamp") or "")
+    problem: str | None
+    try:
+        event: Any = json.loads(body)
+    except (ValueError, RecursionError):
+        event, problem = None, "is not JSON"
+    else:
+        problem = (
+            None if is_eventbridge_event(event) else "is not an EventBridge event (id, source, detail-type, detail)"
+        )
+    invocation = parse_event(event) if problem is None else Invocation(source="eventbridge")
+    sent_at = int(sent) / 1000 if sent.isdigit() else None
+    return QueuedEvent(str(record.get("messageId") or ""), body, invocation, problem, attributes, sent_at)
+
+
+def handle_queue(event: dict[str, Any], context: Any, operation: QueueOperation) -> dict[str, Any]:
+    """An SQS batch: `operation` settles its records at once and returns the errors of those SQS
+    must deliver again, which Powertools' batch utility reports as batchItemFailures (imported
+    here: only a queue's invocations pay for it). Each such error is logged and, when it is the
+    deployment's, counted as `handle` does."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    logger.set_correlation_id(None)  # several events: each line about one names its eventId and messageId
+    failures = _queue_failures([parse_sqs_record(record) for record in event["Records"]], context, operation)
+
+    def record_handler(record: Any) -> None:
+        error = failures.get(record.message_id)
+        if error is not None:
+            raise error
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return dict(
+        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    )
+
+
+def _queue_failures(
+    events: list[QueuedEvent], context: Any, operation: QueueOperation
+) -> dict[str, TwilioMessagingError]:
+    try:
+        failures = dict(operation(events, Deadline.from_context(context)))
+    except TwilioMessagingError as whole:  # nothing of the batch was settled: all of it again
+        failures = {queued.message_id: whole for queued in events}
+    except Exception:
+        logger.exception("Unexpected error")
+        failures = {queued.message_id: InternalError("unexpected error; see the function's logs") for queued in events}
+    event_ids = {queued.message_id: queued.event_id for queued in events}
+    for message_id, failure in failures.items():
+        log = logger.error if failure.status >= 500 else logger.warning
+        fields: dict[str, Any] = {
+            "messageId": message_id,
+            "eventId": event_ids.get(message_id),
+            "errorType": type(failure).__name__,
+            "error": failure.to_dict(),
+        }
+        log("Queued event left for SQS to deliver again", extra=fields)
+        if isinstance(failure, UNEXPECTED_FAILURES):
+            count_unexpected_failure(_function_name(context))
+    return failures

@@ -1,5 +1,5 @@
 """A minimal client for AWS JSON-protocol APIs (Secrets Manager, SSM, DynamoDB, EventBridge,
-Step Functions) signed with SigV4.
+Step Functions, SQS) signed with SigV4.
 
 Why not boto3: importing boto3 and building one client costs about 250 ms of every cold start,
 more than the rest of a function together. Lambda hands its code static credentials in the
@@ -25,6 +25,8 @@ from twilio_messaging.settings import AwsEnvironment
 
 TIMEOUT_SECONDS = (3.05, 5.0)
 DEADLINE_EXPIRED = DeadlineExpired.__name__  # the error code of a call not made for want of time
+# Error codes that retrying cannot help: a missing resource (SQS names its own), no permission.
+NOT_RETRYABLE = ("ResourceNotFoundException", "AccessDeniedException", "NoCredentials", "QueueDoesNotExist")
 
 
 class AwsCallFailed(Exception):
@@ -36,7 +38,7 @@ class AwsCallFailed(Exception):
     def domain_error(self, what: str) -> TwilioMessagingError:
         """ConfigurationError when retrying cannot help (missing resource, no permission or
         credentials), else AwsServiceUnavailable: a 503 that tells Twilio, or the caller, to retry."""
-        if self.error_code in ("ResourceNotFoundException", "AccessDeniedException", "NoCredentials"):
+        if self.error_code in NOT_RETRYABLE:
             return ConfigurationError(f"{what} cannot be used ({self.error_code})")
         if self.error_code == DEADLINE_EXPIRED:
             return AwsServiceUnavailable(f"no time was left to call {what}", retry_after=1, timed_out=True)
@@ -70,6 +72,7 @@ SSM = AwsJsonService("ssm", "AmazonSSM")
 DYNAMODB = AwsJsonService("dynamodb", "DynamoDB_20120810", "1.0")
 EVENTBRIDGE = AwsJsonService("events", "AWSEvents")
 STEP_FUNCTIONS = AwsJsonService("states", "AWSStepFunctions", "1.0")
+SQS = AwsJsonService("sqs", "AmazonSQS", "1.0")
 # By the name each has in AWS_ENDPOINT_URL_<SERVICE>.
 SERVICES = {
     "SECRETS_MANAGER": SECRETS_MANAGER,
@@ -77,6 +80,7 @@ SERVICES = {
     "DYNAMODB": DYNAMODB,
     "EVENTBRIDGE": EVENTBRIDGE,
     "SFN": STEP_FUNCTIONS,
+    "SQS": SQS,
 }
 
 

@@ -64,6 +64,12 @@ class Applied:
     publish: bool
     previous_status: str | None
     final: bool  # the message's status is final with this report (a task waiting for it completes)
+    campaign: str | None = None  # the campaign of the message, when the report applied
+
+    @property
+    def first_final(self) -> bool:
+        """The message reached a final status with this report (not read after delivered)."""
+        return self.applied and self.final and rank(self.previous_status or "") < FINAL_RANK
 
 
 @dataclass(frozen=True)
@@ -86,12 +92,19 @@ class DeliveryRecords:
         return {"N": str(int(max(time.time(), until or 0)) + self.record_days * 86400)}
 
     def record_sent(
-        self, message: dict[str, Any], *, reconcile_after: float | None, send_at: float | None, deadline: Deadline
-    ) -> None:
+        self,
+        message: dict[str, Any],
+        *,
+        reconcile_after: float | None,
+        send_at: float | None,
+        deadline: Deadline,
+        campaign: str | None = None,
+    ) -> str | None:
         """The first record of a message just sent: its status as Twilio answered. A callback may
         have beaten the answer: then the record exists, and only what the send knows is added.
         `reconcile_after`: seconds after which the reconciler looks for a final status (None:
-        the message reports to another callback, or none)."""
+        the message reports to another callback, or none). `campaign`: the campaign it belongs to.
+        The final status callbacks already recorded, if any (its campaign has not counted it)."""
         sid, status, now = str(message["sid"]), str(message.get("status") or "queued"), time.time()
         report = StatusReport(sid, status, source="send")
         details = {
@@ -100,6 +113,10 @@ class DeliveryRecords:
             ":sent_at": {"N": str(int(now))},
             ":expiration": self._expiration(send_at),
         }
+        campaign_set = ""
+        if campaign is not None:
+            details[":campaign"] = {"S": campaign}
+            campaign_set = ", campaign = :campaign"
         names = {"#status": "status"}
         first: dict[str, Any] = {
             **details,
@@ -119,24 +136,35 @@ class DeliveryRecords:
                 "Key": _key(sid),
                 "UpdateExpression": "SET #status = :status, status_rank = :rank, history = :events, "
                 "recipient = :to, sender = :sender, sent_at = :sent_at, updated_at = :sent_at, "
-                f"expiration = :expiration{pending}",
+                f"expiration = :expiration{pending}{campaign_set}",
                 "ConditionExpression": "attribute_not_exists(status_rank)",
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": first,
             },
             deadline,
         )
-        if created is None:  # the callbacks came first: keep their status, add the send's facts
-            self.table.call(
-                "UpdateItem",
-                {
-                    "Key": _key(sid),
-                    "UpdateExpression": "SET recipient = :to, sender = :sender, sent_at = :sent_at, "
-                    "expiration = :expiration, history = list_append(history, :events)",
-                    "ExpressionAttributeValues": {**details, ":events": {"L": [_event(report, now, applied=False)]}},
-                },
-                deadline,
-            )
+        if created is not None:
+            return None
+        return self._add_send_facts(report, details, campaign_set, now, deadline)
+
+    def _add_send_facts(
+        self, report: StatusReport, details: dict[str, Any], campaign_set: str, now: float, deadline: Deadline
+    ) -> str | None:
+        """The callbacks came first: keep their status, add the send's facts; the final status
+        they reported, if any."""
+        answer = self.table.call(
+            "UpdateItem",
+            {
+                "Key": _key(report.sid),
+                "UpdateExpression": "SET recipient = :to, sender = :sender, sent_at = :sent_at, "
+                f"expiration = :expiration, history = list_append(history, :events){campaign_set}",
+                "ExpressionAttributeValues": {**details, ":events": {"L": [_event(report, now, applied=False)]}},
+                "ReturnValues": "ALL_NEW",
+            },
+            deadline,
+        )
+        found = answer.get("Attributes", {}).get("status", {}).get("S", "")
+        return found if rank(found) >= FINAL_RANK else None
 
     def check_again_at(self, sid: str, next_check_at: float, deadline: Deadline) -> None:
         """When the reconciler looks at a pending message next (only while it is pending)."""
@@ -190,8 +218,9 @@ class DeliveryRecords:
         )
         if before is None:
             return self._note_not_applied(report, now, deadline)
-        previous = before.get("Attributes", {}).get("status", {}).get("S")
-        return Applied(True, True, previous, new_rank >= FINAL_RANK)
+        attributes = before.get("Attributes", {})
+        previous = attributes.get("status", {}).get("S")
+        return Applied(True, True, previous, new_rank >= FINAL_RANK, attributes.get("campaign", {}).get("S"))
 
     def _note_not_applied(self, report: StatusReport, now: float, deadline: Deadline) -> Applied:
         """Keep the report in the history; and when it is the status applied last, whose event

@@ -49,6 +49,8 @@ def report_status(
     if applied.final:
         record = services.table.store_final_status(report.sid, detail, deadline)
         settle_task(services.table, services.step_functions, report.sid, record, deadline)
+    if applied.first_final and applied.campaign:
+        _count_for_campaign(services, applied.campaign, report.status, deadline)
     recipient = detail.get("to")
     if applied.applied and report.error_code in UNDELIVERABLE_CODES and recipient:
         after_final_status(services.suppressions, str(recipient), int(report.error_code or 0), deadline)
@@ -58,3 +60,13 @@ def report_status(
     except TwilioMessagingError as error:  # the event is out: a retry would publish it once more
         logger.warning("Could not mark the status event published", extra={"reason": error.message})
     return applied
+
+
+def _count_for_campaign(services: DeliveryServices, campaign: str, status: str, deadline: Deadline) -> None:
+    """Best effort: a campaign's delivered and undelivered counts are a view, the records the truth."""
+    from twilio_messaging.campaign_store import count_delivery
+
+    try:
+        count_delivery(services.table, campaign, status, deadline)
+    except TwilioMessagingError as error:
+        logger.warning("Could not count a campaign's delivery", extra={"reason": error.message})

@@ -16,12 +16,18 @@ from twilio_messaging.credentials import CredentialStore
 from twilio_messaging.errors import ConfigurationError
 from twilio_messaging.settings import Settings, read_settings
 
+# A campaign can be redriven for 14 days: its sends' records outlive that.
+CAMPAIGN_SEND_RECORD_DAYS = 15
+
 if TYPE_CHECKING:
     from twilio_messaging.aws_json import AwsJsonClient
+    from twilio_messaging.campaign_files import CampaignFiles
+    from twilio_messaging.campaign_store import CampaignStore
     from twilio_messaging.deadline import Deadline
     from twilio_messaging.delivery_records import DeliveryRecords
     from twilio_messaging.event_bus import EventBus
     from twilio_messaging.idempotency_store import IdempotencyStore
+    from twilio_messaging.message_queue import MessageQueue
     from twilio_messaging.public_url import PublicUrl
     from twilio_messaging.state_table import StateTable
     from twilio_messaging.step_functions import StepFunctions
@@ -97,6 +103,9 @@ class ExecutionEnvironment:
 
             session = requests.Session()
             session.trust_env = http_uses_environment()
+            pool = requests.adapters.HTTPAdapter(pool_maxsize=self.settings().aws_connections)
+            session.mount("https://", pool)
+            session.mount("http://", pool)
             return session
 
         return self._once("aws-session", build)
@@ -117,9 +126,54 @@ class ExecutionEnvironment:
             table_name = self.settings().state_table_name
             if not table_name:
                 raise ConfigurationError("STATE_TABLE_NAME is not set: idempotent sends need the state table")
-            return IdempotencyStore(table_name)
+            return IdempotencyStore(table_name, connections=self.settings().aws_connections)
 
         store: IdempotencyStore = self._once("idempotency", build)
+        return store
+
+    def campaign_idempotency_store(self) -> IdempotencyStore:
+        """A campaign's sends are recorded as long as its execution can be redriven (14 days)."""
+
+        def build() -> IdempotencyStore:
+            from twilio_messaging.idempotency_store import IdempotencyStore
+
+            return IdempotencyStore(
+                self.state_table().table_name,
+                CAMPAIGN_SEND_RECORD_DAYS * 86400,
+                connections=self.settings().aws_connections,
+            )
+
+        store: IdempotencyStore = self._once("campaign-idempotency", build)
+        return store
+
+    def s3(self) -> Any:
+        """boto3's S3 client (S3 is no JSON-protocol API): only the campaign functions load it."""
+
+        def build() -> Any:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(connect_timeout=3, read_timeout=20, retries={"max_attempts": 3, "mode": "standard"})
+            return boto3.client("s3", config=config)
+
+        return self._once("s3", build)
+
+    def campaign_files(self) -> CampaignFiles:
+        def build() -> CampaignFiles:
+            from twilio_messaging.campaign_files import CampaignFiles
+
+            return CampaignFiles(self.settings().campaign_bucket, self.s3)
+
+        files: CampaignFiles = self._once("campaign-files", build)
+        return files
+
+    def campaign_store(self) -> CampaignStore:
+        def build() -> CampaignStore:
+            from twilio_messaging.campaign_store import CampaignStore
+
+            return CampaignStore(self.state_table(), self.settings().campaign_report_days)
+
+        store: CampaignStore = self._once("campaign-store", build)
         return store
 
     def step_functions(self) -> StepFunctions:
@@ -157,6 +211,17 @@ class ExecutionEnvironment:
 
         bus: EventBus = self._once("event-bus", build)
         return bus
+
+    def message_queue(self) -> MessageQueue:
+        """SendMessage to SQS: the send queue's delayed copies and dead letters."""
+
+        def build() -> MessageQueue:
+            from twilio_messaging.message_queue import MessageQueue
+
+            return MessageQueue(self.aws_client("SQS"))
+
+        queue: MessageQueue = self._once("message-queue", build)
+        return queue
 
     def webhook_url(self, request_base_url: str | None, deadline: Deadline) -> str | None:
         """This deployment's webhook URL (the default status callback), or None when none can be known."""

@@ -58,7 +58,9 @@ def _attempt_once(*, record: dict[str, str], attempt: Attempt, sent: list[dict[s
 
 
 class IdempotencyStore:
-    def __init__(self, table_name: str) -> None:
+    def __init__(
+        self, table_name: str, expires_after_seconds: int = EXPIRES_AFTER_SECONDS, connections: int = 10
+    ) -> None:
         from aws_lambda_powertools.utilities.idempotency import (
             DynamoDBPersistenceLayer,
             IdempotencyConfig,
@@ -70,17 +72,22 @@ class IdempotencyStore:
             event_key_jmespath="key",
             payload_validation_jmespath="request",
             raise_on_no_idempotency_key=True,
-            expires_after_seconds=EXPIRES_AFTER_SECONDS,
+            expires_after_seconds=expires_after_seconds,
             hash_function="sha256",
         )
-        persistence = DynamoDBPersistenceLayer(
+        self.persistence = DynamoDBPersistenceLayer(
             table_name=table_name,
-            boto_config=Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 3, "mode": "standard"}),
+            boto_config=Config(
+                connect_timeout=2,
+                read_timeout=3,
+                retries={"max_attempts": 3, "mode": "standard"},
+                max_pool_connections=connections,
+            ),
         )
         self._attempt_once = idempotent_function(
             _attempt_once,
             data_keyword_argument="record",
-            persistence_store=persistence,
+            persistence_store=self.persistence,
             config=self._config,
             key_prefix=KEY_PREFIX,
         )

@@ -36,7 +36,7 @@ from twilio_messaging.observability import count, count_failure, logger
 from twilio_messaging.opt_outs import OPTED_OUT_CODE, after_rejection, suppressed_error, suppressed_recipients
 from twilio_messaging.send_pacer import SendPacer
 from twilio_messaging.send_request import SendRequest
-from twilio_messaging.twilio_client import DEFAULT_RETRY, NO_TIME_LEFT, RetryPolicy, TwilioClient
+from twilio_messaging.twilio_client import DEFAULT_RETRY, NO_TIME_LEFT, Pacer, RetryPolicy, TwilioClient
 from twilio_messaging.validation import MESSAGE_SID
 from twilio_messaging.values import parse_datetime
 
@@ -85,6 +85,7 @@ class Idempotency:
     fingerprint: str
     store: IdempotencyStore
     table: StateTable
+    note_days: int | None = None  # how long a note of an attempt with an unknown outcome is kept (None: 7 days)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class Delivery:
     records: DeliveryRecords
     suppressions: Suppressions
     reconcile_after: float | None  # the message reports to this deployment: reconciled after this long
+    campaign: str | None = None  # the campaign the message belongs to (its delivery record says so)
 
 
 def send(
@@ -111,11 +113,14 @@ def send(
     concurrency: int,
     reconcile_after: float,
     deadline: Deadline,
+    pacer: SendPacer | None = None,
 ) -> dict[str, Any]:
     """The Message (one recipient) or the batch answer (messages, failed, failedNumbers).
     `payload` is the request as received: its fingerprint tells a repeat from another request
     under the same key. `webhook_url()`: this deployment's webhook URL, the default status
-    callback (asked only when the request names none). Suppressed recipients are not sent to."""
+    callback (asked only when the request names none). Suppressed recipients are not sent to.
+    `pacer`: one shared with other requests' sends (the send queue's batch), used instead of a
+    new one, for one recipient as for several."""
     own_callback = request.status_callback or request.status_callback_disabled
     callback = None if own_callback else webhook_url()
     if request.task_token and not callback:
@@ -141,7 +146,7 @@ def send(
         suppressions,
         reconcile_after if callback else None,  # only this deployment hears its callbacks
     )
-    result = send_to_all(delivery, concurrency, suppressed) if request.batch else _send_to_one(delivery)
+    result = send_to_all(delivery, concurrency, suppressed, pacer) if request.batch else _send_to_one(delivery, pacer)
     if request.task_token and table is not None:
         from twilio_messaging.task_completion import register_task
 
@@ -156,20 +161,23 @@ def _idempotency(key: str, payload: dict[str, Any], clients: SendClients) -> Ide
     return Idempotency(key, request_fingerprint(payload), clients.idempotency_store(), clients.state_table())
 
 
-def _send_to_one(delivery: Delivery) -> dict[str, Any]:
+def _send_to_one(delivery: Delivery, pacer: SendPacer | None = None) -> dict[str, Any]:
     try:
-        return send_to_recipient(delivery, delivery.request.recipients[0])
+        return send_to_recipient(delivery, delivery.request.recipients[0], pacer)
     except TwilioMessagingError as error:
         record_failure(error)
         raise
 
 
-def send_to_all(delivery: Delivery, concurrency: int, suppressed: dict[str, Suppression]) -> dict[str, Any]:
+def send_to_all(
+    delivery: Delivery, concurrency: int, suppressed: dict[str, Suppression], pacer: SendPacer | None = None
+) -> dict[str, Any]:
     """Every recipient not suppressed, at most `concurrency` at a time and fewer while Twilio
-    answers 429; the suppressed ones are among the failed, with no Twilio call."""
+    answers 429 (or the shared `pacer` allows); the suppressed ones are among the failed, with no
+    Twilio call."""
     recipients = delivery.request.recipients
     workers = max(1, min(concurrency, len(recipients) - len(suppressed)))
-    pacer = SendPacer(workers)
+    pacer = pacer if pacer is not None else SendPacer(workers)
 
     def outcome(recipient: str) -> dict[str, Any] | TwilioMessagingError:
         if recipient in suppressed:
@@ -198,7 +206,7 @@ def send_to_all(delivery: Delivery, concurrency: int, suppressed: dict[str, Supp
     }
 
 
-def send_to_recipient(delivery: Delivery, recipient: str, pacer: SendPacer | None = None) -> dict[str, Any]:
+def send_to_recipient(delivery: Delivery, recipient: str, pacer: Pacer | None = None) -> dict[str, Any]:
     """One recipient's message. When records are written after the POST (idempotency, the task
     token), the POST keeps a reserve of time for them."""
     bookkeeping = delivery.idempotency is not None or delivery.request.task_token is not None
@@ -222,9 +230,17 @@ def _record_sent(delivery: Delivery, message: dict[str, Any]) -> None:
     the record."""
     send_at = delivery.request.send_at.timestamp() if delivery.request.send_at else None
     try:
-        delivery.records.record_sent(
-            message, reconcile_after=delivery.reconcile_after, send_at=send_at, deadline=delivery.deadline
+        final = delivery.records.record_sent(
+            message,
+            reconcile_after=delivery.reconcile_after,
+            send_at=send_at,
+            campaign=delivery.campaign,
+            deadline=delivery.deadline,
         )
+        if final and delivery.campaign:  # its final status came before the send's answer
+            from twilio_messaging.campaign_store import count_delivery
+
+            count_delivery(delivery.records.table, delivery.campaign, final, delivery.deadline)
     except TwilioMessagingError as error:
         count("DeliveryRecordFailures")
         logger.warning("Message sent, but its delivery record was not written", extra={"reason": error.message})
@@ -241,7 +257,7 @@ def _suppress_after_rejection(delivery: Delivery, recipient: str) -> None:
 
 
 def send_at_most_once(
-    delivery: Delivery, idempotency: Idempotency, recipient: str, post_deadline: Deadline, pacer: SendPacer | None
+    delivery: Delivery, idempotency: Idempotency, recipient: str, post_deadline: Deadline, pacer: Pacer | None
 ) -> dict[str, Any]:
     """At most one message per key and recipient, whatever fails and is retried."""
     from twilio_messaging.idempotency_store import marker_for
@@ -249,7 +265,7 @@ def send_at_most_once(
     marker, table = marker_for(idempotency.key, recipient), idempotency.table
 
     def attempt() -> dict[str, Any]:
-        earlier = table.note_send_attempt(marker, time.time(), delivery.deadline)  # before the POST
+        earlier = table.note_send_attempt(marker, time.time(), delivery.deadline, idempotency.note_days)  # before POST
         if earlier is not None:  # an earlier attempt with this key may have sent it
             found = find_sent_message(delivery, recipient, earlier, post_deadline)
             if found is not None:
@@ -282,7 +298,7 @@ def _clear_attempt(table: StateTable, marker: str, deadline: Deadline) -> None:
 
 
 def post_then_look_up(
-    delivery: Delivery, recipient: str, deadline: Deadline, pacer: SendPacer | None = None
+    delivery: Delivery, recipient: str, deadline: Deadline, pacer: Pacer | None = None
 ) -> dict[str, Any]:
     """post_message; when its outcome is unknown, Twilio's list of messages tells whether it went out."""
     started = time.time()
@@ -304,9 +320,7 @@ def post_then_look_up(
         return found
 
 
-def post_message(
-    delivery: Delivery, recipient: str, deadline: Deadline, pacer: SendPacer | None = None
-) -> dict[str, Any]:
+def post_message(delivery: Delivery, recipient: str, deadline: Deadline, pacer: Pacer | None = None) -> dict[str, Any]:
     client = delivery.client
     resource = client.request_json(
         "POST",

@@ -10,6 +10,9 @@ from twilio_messaging.errors import ConfigurationError
 
 DEFAULT_API_BASE_URL = "https://api.twilio.com"
 MAX_BATCH_CONCURRENCY = 100  # a request has at most 100 recipients
+# The send queue's event source mapping runs at most this many invocations at once (template.yaml,
+# ScalingConfig.MaximumConcurrency: Lambda's minimum); tests/unit/test_template.py checks they agree.
+SEND_QUEUE_MAXIMUM_CONCURRENCY = 2
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,27 @@ class Settings:
     campaign_bucket: str = ""
     campaign_state_machine_arn: str = ""
     campaign_report_days: int = 30  # reports expire, and campaign records are kept, this long
+    # The queue between the "Send Message" rule and this function (re-queues of throttled events go
+    # there) and its dead-letter queue (events that can never be sent). Read on the queue's path only.
+    send_queue_url: str = ""
+    send_dead_letter_queue_url: str = ""
 
     @property
     def batch_concurrency(self) -> int:
         """Sends of one request's recipients (at most 100) in flight at once."""
         return min(self.twilio_concurrency_limit, MAX_BATCH_CONCURRENCY)
+
+    @property
+    def aws_connections(self) -> int:
+        """Connections kept to each AWS endpoint: as many as the threads that may call it at once
+        (a campaign batch has two per send in flight), so that none is opened per call."""
+        return max(10, 2 * self.twilio_concurrency_limit)
+
+    @property
+    def send_queue_concurrency(self) -> int:
+        """Sends in flight at most in one invocation from the send queue, across the records of its
+        batch: the queue's invocations together stay within the account's limit."""
+        return max(1, self.twilio_concurrency_limit // SEND_QUEUE_MAXIMUM_CONCURRENCY)
 
 
 def _int_variable(name: str, default: int, minimum: int = 0) -> int:
@@ -82,6 +101,8 @@ def read_settings() -> Settings:
         campaign_bucket=os.environ.get("CAMPAIGN_BUCKET", "").strip(),
         campaign_state_machine_arn=os.environ.get("CAMPAIGN_STATE_MACHINE_ARN", "").strip(),
         campaign_report_days=_int_variable("CAMPAIGN_REPORT_DAYS", 30, minimum=15),
+        send_queue_url=os.environ.get("SEND_QUEUE_URL", "").strip(),
+        send_dead_letter_queue_url=os.environ.get("SEND_DEAD_LETTER_QUEUE_URL", "").strip(),
     )
 
 

@@ -44,3 +44,40 @@ class StepFunctions:
             raise error.domain_error("Step Functions") from None
         count("TasksCompleted")
         logger.info("Task completed", extra={"operation": operation, "sid": detail.get("messageSid"), "status": status})
+
+    # Campaign executions ---------------------------------------------------------------------
+
+    def start_execution(self, state_machine_arn: str, name: str, payload: dict[str, Any], deadline: Deadline) -> str:
+        """Start `name` (once: a name is an execution's for 90 days); its ARN, started now or before."""
+        try:
+            answer = self._client.call_within(
+                "StartExecution",
+                {"stateMachineArn": state_machine_arn, "name": name, "input": json.dumps(payload)},
+                deadline,
+            )
+        except AwsCallFailed as error:
+            if error.error_code == "ExecutionAlreadyExists":
+                return execution_arn(state_machine_arn, name)
+            raise error.domain_error("Step Functions (StartExecution)") from None
+        return str(answer["executionArn"])
+
+    def execution_status(self, arn: str, deadline: Deadline) -> str | None:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, PENDING_REDRIVE; None if unknown."""
+        try:
+            answer = self._client.call_within("DescribeExecution", {"executionArn": arn}, deadline)
+        except AwsCallFailed as error:
+            if error.error_code == "ExecutionDoesNotExist":
+                return None
+            raise error.domain_error("Step Functions (DescribeExecution)") from None
+        return str(answer.get("status") or "") or None
+
+    def stop_execution(self, arn: str, cause: str, deadline: Deadline) -> None:
+        try:
+            self._client.call_within("StopExecution", {"executionArn": arn, "cause": cause}, deadline)
+        except AwsCallFailed as error:
+            if error.error_code != "ExecutionDoesNotExist":
+                raise error.domain_error("Step Functions (StopExecution)") from None
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
