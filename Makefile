@@ -155,6 +155,7 @@ bench: build  ## every benchmark in bench/ (docs/performance.md); a long run: mi
 	$(BIN)/python bench/bulk.py
 	$(BIN)/python bench/signature.py
 	$(BIN)/python bench/size.py
+	$(BIN)/python bench/campaign.py
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,6 @@
-"""Every benchmark under bench/ still runs: one iteration each, all at once (they only need
-loopback servers of their own), each exiting 0 and printing its result lines.
+"""Every benchmark under bench/ still runs: one iteration each (the campaign: 30 recipients,
+with its faults), all at once (they only need loopback servers of their own), each exiting 0 and
+printing its result lines.
 
 The numbers are not checked: one iteration on a shared CI machine says nothing about speed.
 """
@@ -18,13 +19,15 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 NUMBER = r"-?[\d,]+(\.\d+)?"
 
+ONCE = ["--iterations", "1"]
 # script -> its arguments for a smoke run (size: the SDK from this environment, no network)
 SCRIPTS: dict[str, list[str]] = {
-    "cold_start.py": [],
-    "warm_overhead.py": [],
-    "bulk.py": [],
-    "signature.py": ["--checks", "200"],
-    "size.py": ["--sdk", "installed"],
+    "cold_start.py": ONCE,
+    "warm_overhead.py": ONCE,
+    "bulk.py": ONCE,
+    "signature.py": [*ONCE, "--checks", "200"],
+    "size.py": [*ONCE, "--sdk", "installed"],
+    "campaign.py": ["--recipients", "30", "--latency-ms", "50", "--faults"],
 }
 
 
@@ -43,7 +46,7 @@ def measured_functions() -> list[str]:
 def outputs() -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
     processes = {
         script: subprocess.Popen(
-            [sys.executable, str(BENCH / script), "--iterations", "1", *arguments],
+            [sys.executable, str(BENCH / script), *arguments],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -112,3 +115,8 @@ def test_size(outputs: dict[str, subprocess.CompletedProcess[str]]) -> None:
     for package in ("our layer", "function send_message", "twilio SDK + dependencies"):
         assert rows(output, package, 2), f"no size row for {package}:\n{output}"
     assert re.search(rf"^ratio: .*\s{NUMBER}\s+{NUMBER}$", output, re.MULTILINE), output
+
+
+def test_campaign(outputs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    last = run(outputs, "campaign.py").splitlines()[-1]
+    assert re.fullmatch(rf"campaign recipients=30 sent=30 duplicates=0 lost=0 throughput={NUMBER}% of limit=10", last)
