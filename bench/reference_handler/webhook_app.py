@@ -1,7 +1,9 @@
 """The webhook as most teams would write it, for the benchmarks only: the `twilio` package's
 RequestValidator and boto3 (imported, and the clients built, at module level). It makes the same
-AWS calls as ours for the same webhook: a conditional PutItem that claims it, for a final status
-an UpdateItem that records it, PutEvents, and an UpdateItem that marks the claim done.
+AWS calls as ours for the same status callback: a conditional PutItem that claims it, a
+conditional UpdateItem that moves the message's delivery record forward, for a final status an
+UpdateItem that records it for a waiting task, PutEvents, an UpdateItem that marks the record's
+event published, and an UpdateItem that marks the claim done.
 """
 
 import json
@@ -48,6 +50,22 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except dynamodb.exceptions.ConditionalCheckFailedException:
         return {"statusCode": 200, "headers": {"Content-Type": "text/xml"}, "body": TWIML}
     status = params.get("MessageStatus")
+    record = {"id": {"S": "message#" + params.get("MessageSid", "")}}
+    if status:
+        dynamodb.update_item(
+            TableName=table,
+            Key=record,
+            UpdateExpression="SET #status = :status, unpublished = :yes, "
+            "history = list_append(if_not_exists(history, :empty), :entry)",
+            ConditionExpression="attribute_not_exists(#status) OR #status <> :status",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":status": {"S": status},
+                ":yes": {"BOOL": True},
+                ":empty": {"L": []},
+                ":entry": {"L": [{"M": {"status": {"S": status}, "at": {"N": str(time.time())}}}]},
+            },
+        )
     if status in FINAL:
         dynamodb.update_item(
             TableName=table,
@@ -66,6 +84,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             }
         ]
     )
+    if status:
+        dynamodb.update_item(TableName=table, Key=record, UpdateExpression="REMOVE unpublished")
     dynamodb.update_item(
         TableName=table,
         Key=key,
