@@ -89,7 +89,7 @@ def _threads_inherit_output(router: _ThreadStdout) -> None:
             thread.run = run_printing_to_target  # type: ignore[method-assign]
         start(thread)
 
-    threading.Thread.start = start_inheriting  # type: ignore[method-assign]
+    threading.Thread.start = start_inheriting  # type: ignore[method-assign,assignment]
 
 
 @contextlib.contextmanager
