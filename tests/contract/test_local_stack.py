@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -34,6 +35,9 @@ TESTED_ROUTES = {
     ("GET", "/opt-outs/{number}"),
     ("PUT", "/opt-outs/{number}"),
     ("DELETE", "/opt-outs/{number}"),
+    ("POST", "/campaigns"),
+    ("GET", "/campaigns/{id}"),
+    ("DELETE", "/campaigns/{id}"),
     ("GET", "/messages"),
     ("GET", "/phone-numbers"),
     ("GET", "/caller-ids"),
@@ -121,6 +125,33 @@ def test_an_opt_out_recorded_refuses_sends_until_lifted(local_stack: dict[str, A
     assert deleted.status_code == 204 and deleted.content == b""
     assert call(local_stack, "GET", number).json() == {"number": "+15558675313", "optOuts": []}
     assert call(local_stack, "POST", "/messages", json={"to": "+15558675313", "body": BODIES[0]}).status_code == 201
+
+
+def test_a_campaign_runs_through_its_state_machine_and_each_send_meets_twilios_contract(
+    local_stack: dict[str, Any],
+) -> None:
+    """POST /campaigns starts the campaign state machine, which moto executes: each batch's sends
+    reach Prism, which checks them against Twilio's description."""
+    body = {
+        "name": "contract",
+        "recipients": [{"to": f"+1555867532{i}", "name": f"Ada {i}"} for i in range(3)] + ["not a number"],
+        "message": {"body": "Hi {{name}}, your order has shipped."},
+    }
+    started = call(local_stack, "POST", "/campaigns", json=body, headers={"Idempotency-Key": "contract-campaign"})
+    assert started.status_code == 202, started.text
+    campaign_id = started.json()["campaignId"]
+    assert started.headers["Location"].endswith(f"/campaigns/{campaign_id}")
+    deadline = time.monotonic() + 60
+    while (campaign := call(local_stack, "GET", f"/campaigns/{campaign_id}").json())["status"] == "RUNNING":
+        assert time.monotonic() < deadline, campaign
+        time.sleep(0.2)
+    assert (campaign["status"], campaign["total"], campaign["sent"], campaign["skipped"]) == ("SUCCEEDED", 4, 3, 1)
+    again = call(local_stack, "POST", "/campaigns", json=body, headers={"Idempotency-Key": "contract-campaign"})
+    assert again.status_code == 202 and again.json()["campaignId"] == campaign_id
+    stopped = call(local_stack, "DELETE", f"/campaigns/{campaign_id}")
+    assert stopped.status_code == 202 and stopped.json()["status"] == "SUCCEEDED"  # it had ended
+    unknown = call(local_stack, "GET", "/campaigns/" + "f" * 32)  # (32 zeros is the local auth token)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "NOT_FOUND"
 
 
 def test_list_and_its_second_page(local_stack: dict[str, Any]) -> None:
