@@ -81,6 +81,30 @@ def test_the_pacer_starts_sends_spacing_apart_and_waits_out_the_last() -> None:
     assert ended - starts[-1] >= 0.045
 
 
+def test_a_send_that_waited_for_a_place_in_flight_still_starts_spacing_after_the_one_before() -> None:
+    """Turns taken before a place was free let two sends start closer than the spacing (a send
+    stuck behind two slow ones, then the next on time): 21 starts in a 10-second window for 20."""
+    pacer = CampaignPacer(in_flight=2, spacing=0.05)
+    durations = iter([0.2, 0.09, 0.01, 0.01, 0.01, 0.01])
+    starts: list[float] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        with pacer.slot(Deadline.after(5)):
+            with lock:
+                starts.append(time.monotonic())
+                duration = next(durations)
+            time.sleep(duration)
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    starts.sort()
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.05
+
+
 def test_a_stopped_campaign_starts_no_send_even_once_its_turn_came() -> None:
     pacer = CampaignPacer(in_flight=1, spacing=0, stopped=lambda: True)
     with pytest.raises(TwilioUnavailable, match="stopped"), pacer.slot(Deadline.after(1)):

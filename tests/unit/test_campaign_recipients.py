@@ -133,3 +133,7 @@ def test_recipients_files_as_csv_and_json_lines() -> None:
     assert sniffed == [{"to": "+15550100001", "n": 1}]
     assert parse_s3_uri("s3://bucket/a/b.csv") == ("bucket", "a/b.csv")
     assert parse_s3_uri("s3://bucket/") is None and parse_s3_uri("https://bucket/a.csv") is None
+    assert parse_s3_uri("s3://bucket/uploads/a?b#c.csv") == ("bucket", "uploads/a?b#c.csv")  # a key as it is
+    # The fuzz test's 500: urlsplit raised on a bracket ("Invalid IPv6 URL").
+    for bad in ("s3://\U000263bfTq\x89]\xed\xd7", "s3://[bucket]/a.csv", "s3://Bucket/a.csv", "s3:///a.csv"):
+        assert parse_s3_uri(bad) is None, bad

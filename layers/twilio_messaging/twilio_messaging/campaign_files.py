@@ -19,15 +19,16 @@ import codecs
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 from twilio_messaging.errors import AwsServiceUnavailable, ConfigurationError, TwilioMessagingError, ValidationError
 
 HEAD_BYTES = 65536  # read to check a file's first row before a campaign starts
 MISSING = ("NoSuchKey", "404", "NotFound")
 DENIED = ("AccessDenied", "403", "AllAccessDisabled", "NoSuchBucket", "InvalidAccessKeyId")
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def recipients_key(campaign_id: str) -> str:
@@ -55,10 +56,14 @@ def report_key(campaign_id: str) -> str:
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str] | None:
-    parts = urlsplit(uri)
-    if parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/") or parts.query or parts.fragment:
+    """`s3://<bucket>/<key>` as the AWS CLI writes it (the key as it is: `?` and `#` are part of
+    it), or None. Not urlsplit: it raises on brackets and reads a key's `?` as a query."""
+    if not uri.startswith("s3://"):
         return None
-    return parts.netloc, parts.path.lstrip("/")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not BUCKET_NAME.fullmatch(bucket) or not key:
+        return None
+    return bucket, key
 
 
 class CampaignFiles:

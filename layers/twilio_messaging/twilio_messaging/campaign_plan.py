@@ -31,6 +31,7 @@ MAX_BATCH_SIZE = 1000
 BATCH_TARGET_SECONDS = 300.0
 SECONDS_PER_SEND = 1.0  # a slow Twilio answer plus the send's bookkeeping, to size batches
 WINDOW_SECONDS = 10.0
+SPACING_MARGIN = 1.02
 
 
 @dataclass(frozen=True)
@@ -82,28 +83,36 @@ class CampaignPacer:
 
     def __init__(self, in_flight: int, spacing: float, stopped: Callable[[], bool] = lambda: False) -> None:
         self.concurrency = SendPacer(in_flight)
-        self.spacing = spacing
+        # A little over the spacing: two starts exactly `spacing` apart could reach Twilio closer
+        # than that (one delayed on its way more than the other) and put one too many in a window.
+        self.spacing = spacing * SPACING_MARGIN
         self.stopped = stopped  # asked once a send may start: a stopped campaign starts none
         self._next_start = 0.0
-        self._lock = threading.Lock()
+        self._turn = threading.Lock()  # held while waiting for a turn: starts happen in order
 
     @contextmanager
     def slot(self, deadline: Deadline) -> Iterator[None]:
-        if self.spacing:
-            self._wait_for_start(deadline)
         with self.concurrency.slot(deadline):
+            if self.spacing:
+                self._wait_for_turn(deadline)
             if self.stopped():
                 raise TwilioUnavailable("not sent: the campaign was stopped")
             yield
 
-    def _wait_for_start(self, deadline: Deadline) -> None:
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next_start)
-            if start - now >= deadline.remaining():
+    def _wait_for_turn(self, deadline: Deadline) -> None:
+        """The next start is counted from this one as it happens, once the send holds its place in
+        flight: a turn taken before waiting for a place could start late, close to the next."""
+        if not self._turn.acquire(timeout=max(0.0, deadline.remaining())):
+            raise TwilioRateLimited("no turn to send within the campaign's rate in the time left", retry_after=1.0)
+        try:
+            wait = self._next_start - time.monotonic()
+            if wait >= deadline.remaining():
                 raise TwilioRateLimited("no turn to send within the campaign's rate in the time left", retry_after=1.0)
-            self._next_start = start + self.spacing
-        time.sleep(max(0.0, start - time.monotonic()))
+            if wait > 0:
+                time.sleep(wait)
+            self._next_start = time.monotonic() + self.spacing
+        finally:
+            self._turn.release()
 
     def rate_limited(self) -> None:
         self.concurrency.rate_limited()
@@ -114,7 +123,6 @@ class CampaignPacer:
     def wait_out_spacing(self) -> None:
         """Before the batch ends: the next batch of this lane may start right away, so the last
         start's spacing is waited out here."""
-        with self._lock:
-            wait = self._next_start - time.monotonic()
+        wait = self._next_start - time.monotonic()
         if wait > 0:
             time.sleep(wait)
