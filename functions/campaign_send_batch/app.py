@@ -16,7 +16,6 @@ def handle_campaign_send_batch(invocation: Invocation, deadline: Deadline) -> An
     sends = SendServices(
         environment.twilio_client(),
         environment.delivery_records(),
-        environment.campaign_idempotency_store(),
         environment.webhook_url(None, deadline),
         settings.reconcile_after_minutes * 60,
     )

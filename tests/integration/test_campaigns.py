@@ -5,6 +5,7 @@ that records every message it was asked to create."""
 
 from __future__ import annotations
 
+import email.utils
 import json
 import threading
 import time
@@ -40,7 +41,8 @@ TEMPLATE_ARN = "arn:aws:lambda:us-east-1:123456789012:function:{}"
 @dataclass
 class Twilio:
     """Twilio's Messages API: a new message per POST, each request kept; `answers` overrides the
-    answer for a recipient (a status and a body), once per entry."""
+    answer for a recipient (a status and a body), once per entry; `lost` recipients' messages are
+    created but answered with a 502, once, and listed only from the second GET on."""
 
     server: Any
     received: list[dict[str, str]] = field(default_factory=list)
@@ -48,6 +50,8 @@ class Twilio:
     in_flight: int = 0
     peak: int = 0
     latency: float = 0.0
+    lost: set[str] = field(default_factory=set)
+    lists: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def handle(self, request: Any) -> Any:
@@ -70,6 +74,9 @@ class Twilio:
                 self.received.append(form)
                 sid = f"SM{len(self.received):032x}"
             message = twilio_message(sid, form["To"], body=form.get("Body", ""))
+            if form["To"] in self.lost:
+                self.lost.discard(form["To"])
+                return Response("Bad Gateway", status=502)  # taken, but the answer is lost
             return Response(json.dumps(message), status=201, content_type="application/json")
         finally:
             with self.lock:
@@ -77,6 +84,22 @@ class Twilio:
 
     def recipients(self) -> list[str]:
         return [form["To"] for form in self.received]
+
+    def list_messages(self, request: Any) -> Any:
+        """GET Messages.json?To=: empty the first time (Twilio's list lags behind its sends)."""
+        from werkzeug.wrappers import Response
+
+        with self.lock:
+            self.lists += 1
+            listed = [] if self.lists == 1 else list(enumerate(self.received, 1))
+        to = request.args.get("To")
+        created = email.utils.formatdate(time.time(), usegmt=True)
+        messages = [
+            twilio_message(f"SM{n:032x}", form["To"], body=form.get("Body", ""), date_created=created)
+            for n, form in listed
+            if form["To"] == to
+        ]
+        return Response(json.dumps({"messages": messages}), status=200, content_type="application/json")
 
 
 ACTIVE = {"invocations": 0, "last": 0.0}
@@ -114,6 +137,7 @@ def twilio(monkeypatch: pytest.MonkeyPatch) -> Iterator[Twilio]:
     server.start()
     fake = Twilio(server)
     server.expect_request(MESSAGES, method="POST").respond_with_handler(fake.handle)
+    server.expect_request(MESSAGES, method="GET").respond_with_handler(fake.list_messages)
     monkeypatch.setenv("TWILIO_API_BASE_URL", server.url_for("/").rstrip("/"))
     yield fake
     server.clear()
@@ -382,6 +406,19 @@ def test_a_batch_that_dies_after_half_its_sends_is_retried_and_sends_nobody_twic
     assert campaign["status"] == "SUCCEEDED", campaign
     assert sorted(twilio.recipients()) == numbers(10)  # each once, although a batch ran twice
     assert (campaign["sent"], campaign["failed"]) == (10, 0)
+
+
+def test_a_send_whose_answer_was_lost_is_looked_up_in_the_next_round_not_sent_again(
+    campaigns: Campaigns, twilio: Twilio
+) -> None:
+    twilio.lost.add("+15550100002")  # created, answered 502, and not listed by the first lookup
+    campaign = campaigns.run({"recipients": numbers(3), "message": {"body": "Once only"}}, timeout=90)
+    assert campaign["status"] == "SUCCEEDED", campaign
+    assert sorted(twilio.recipients()) == numbers(3)  # one POST each: the second round looked first
+    assert twilio.lists == 2
+    assert (campaign["sent"], campaign["failed"]) == (3, 0)
+    line = next(line for line in campaigns.report(campaign) if line["to"] == "+15550100002")
+    assert line["sid"] == f"SM{twilio.recipients().index('+15550100002') + 1:032x}"
 
 
 def test_a_throttled_task_is_retried_by_the_state_machine(

@@ -83,8 +83,7 @@ def test_aws_calls_keep_a_connection_for_each_thread_that_may_make_one(monkeypat
     try:
         assert read_settings().aws_connections == 80
         assert environment.aws_session().get_adapter("https://dynamodb.us-east-1.amazonaws.com")._pool_maxsize == 80
-        for store in (environment.idempotency_store(), environment.campaign_idempotency_store()):
-            assert store.persistence.client.meta.config.max_pool_connections == 80
+        assert environment.idempotency_store().persistence.client.meta.config.max_pool_connections == 80
     finally:
         environment.reset()
     monkeypatch.setenv("TWILIO_CONCURRENCY_LIMIT", "2")

@@ -3,9 +3,9 @@
 
 - `prepare`: read the recipients once: check, de-duplicate, fill in each one's content, skip the
   suppressed; plan the budget (campaign_plan); write the batches and the map's items.
-- `send_batch`: one batch, each recipient through the layer's send path with the campaign id as
-  idempotency key, so that a batch retried by Lambda, by the map or by a redrive never sends to a
-  recipient twice. What cannot be settled now (Twilio's 429s, an unknown outcome, no time left)
+- `send_batch`: one batch, each recipient through the layer's send path under a claim keyed by
+  the campaign id (send_claims), so that a batch retried by Lambda, by the map or by a redrive
+  never sends to a recipient twice. What cannot be settled now (Twilio's 429s, an unknown outcome, no time left)
   is left for the state machine to send again after a wait.
 - `finish`: the report, one line per recipient; the final counts; `Campaign Completed`.
 """
@@ -39,10 +39,10 @@ from twilio_messaging.errors import (
     ValidationError,
 )
 from twilio_messaging.event_bus import EventBus
-from twilio_messaging.idempotency_store import IdempotencyStore, request_fingerprint
 from twilio_messaging.observability import count, logger
+from twilio_messaging.send_claims import SendClaims
 from twilio_messaging.send_request import SendRequest
-from twilio_messaging.sending import Delivery, Idempotency, record_failure, send_to_recipient
+from twilio_messaging.sending import Delivery, record_failure, send_to_recipient
 from twilio_messaging.twilio_client import TwilioClient
 
 COMPLETED = "Campaign Completed"
@@ -50,9 +50,10 @@ COMPLETED = "Campaign Completed"
 LATER = (TwilioRateLimited, TwilioUnavailable, AwsServiceUnavailable, IdempotencyInProgress, SendOutcomeUnknown)
 MAX_ROUNDS = 20  # invocations of one batch; then what is left is reported failed
 STOP_STARTING_SECONDS = 45.0  # a batch starts no send with less time than this left
-SEND_SECONDS = 40.0  # one recipient's send at most: a crashed batch's claims go stale this soon
+SEND_SECONDS = 40.0  # one recipient's send at most: a crashed batch's claims go stale soon after
+CLAIM_MARGIN_SECONDS = 5.0
 STOP_CHECK_SECONDS = 5.0
-NOTE_DAYS = 15  # notes of unknown outcomes, like the sends' records, outlive a redrive
+CLAIM_DAYS = 15  # a campaign can be redriven for 14 days: its sends' claims outlive that
 
 
 def prepare(campaign_id: str, services: CampaignServices, deadline: Deadline) -> dict[str, Any]:
@@ -97,7 +98,6 @@ class SendServices:
 
     client: TwilioClient
     records: DeliveryRecords
-    idempotency_store: IdempotencyStore
     webhook_url: str | None
     reconcile_after: float
 
@@ -178,6 +178,9 @@ class _Batch:
         self.order, self.campaign, self.template = order, campaign, template
         self.services, self.sends, self.deadline = services, sends, deadline
         self.pacer = CampaignPacer(order.concurrency, order.spacing, self._stop_requested)
+        # Held a little longer than a send may take: a crashed attempt's claim goes stale then.
+        hold = SEND_SECONDS + CLAIM_MARGIN_SECONDS
+        self.claims = SendClaims(services.campaign_store().table, f"campaign:{order.campaign_id}", hold, CLAIM_DAYS)
         self.stopped = False
         self._checked_stop = time.monotonic()
         self._lock = threading.Lock()
@@ -248,18 +251,13 @@ class _Batch:
             self.sends.client,
             request,
             None if request.status_callback_disabled else request.status_callback or self.sends.webhook_url,
-            Idempotency(
-                f"campaign:{self.order.campaign_id}",
-                request_fingerprint({**self.campaign.message, **entry}),
-                self.sends.idempotency_store,
-                self.services.campaign_store().table,
-                note_days=NOTE_DAYS,
-            ),
+            None,
             Deadline.after(min(SEND_SECONDS, max(0.0, self.deadline.remaining() - 1))),
             self.sends.records,
             self.services.suppressions(),
             self.sends.reconcile_after if not (request.status_callback or request.status_callback_disabled) else None,
             campaign=self.order.campaign_id,
+            claims=self.claims,
         )
         try:
             message = send_to_recipient(delivery, to, self.pacer)

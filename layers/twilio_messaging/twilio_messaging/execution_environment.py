@@ -16,9 +16,6 @@ from twilio_messaging.credentials import CredentialStore
 from twilio_messaging.errors import ConfigurationError
 from twilio_messaging.settings import Settings, read_settings
 
-# A campaign can be redriven for 14 days: its sends' records outlive that.
-CAMPAIGN_SEND_RECORD_DAYS = 15
-
 if TYPE_CHECKING:
     from twilio_messaging.aws_json import AwsJsonClient
     from twilio_messaging.campaign_files import CampaignFiles
@@ -129,21 +126,6 @@ class ExecutionEnvironment:
             return IdempotencyStore(table_name, connections=self.settings().aws_connections)
 
         store: IdempotencyStore = self._once("idempotency", build)
-        return store
-
-    def campaign_idempotency_store(self) -> IdempotencyStore:
-        """A campaign's sends are recorded as long as its execution can be redriven (14 days)."""
-
-        def build() -> IdempotencyStore:
-            from twilio_messaging.idempotency_store import IdempotencyStore
-
-            return IdempotencyStore(
-                self.state_table().table_name,
-                CAMPAIGN_SEND_RECORD_DAYS * 86400,
-                connections=self.settings().aws_connections,
-            )
-
-        store: IdempotencyStore = self._once("campaign-idempotency", build)
         return store
 
     def s3(self) -> Any:

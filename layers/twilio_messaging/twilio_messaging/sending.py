@@ -6,6 +6,7 @@
 - `send_at_most_once`: one recipient under an idempotency key. The attempt is noted in the state
   table before the POST and cleared after Twilio's definite answer, so that a retry with the key
   after an unknown outcome looks for the message on Twilio before sending it again.
+  `send_claimed_once` is the same promise for a campaign's recipients, in one item each.
 - `post_then_look_up`: one POST; when its outcome is unknown, Twilio's list of messages tells
   whether it went out.
 - `post_message`: the POST itself.
@@ -43,6 +44,7 @@ from twilio_messaging.values import parse_datetime
 if TYPE_CHECKING:
     from twilio_messaging.delivery_records import DeliveryRecords
     from twilio_messaging.idempotency_store import IdempotencyStore
+    from twilio_messaging.send_claims import SendClaims
     from twilio_messaging.state_table import StateTable
     from twilio_messaging.step_functions import StepFunctions
     from twilio_messaging.suppressions import Suppression, Suppressions
@@ -85,7 +87,6 @@ class Idempotency:
     fingerprint: str
     store: IdempotencyStore
     table: StateTable
-    note_days: int | None = None  # how long a note of an attempt with an unknown outcome is kept (None: 7 days)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class Delivery:
     suppressions: Suppressions
     reconcile_after: float | None  # the message reports to this deployment: reconciled after this long
     campaign: str | None = None  # the campaign the message belongs to (its delivery record says so)
+    claims: SendClaims | None = None  # instead of `idempotency`: a campaign's claims, one per recipient
 
 
 def send(
@@ -209,13 +211,15 @@ def send_to_all(
 def send_to_recipient(delivery: Delivery, recipient: str, pacer: Pacer | None = None) -> dict[str, Any]:
     """One recipient's message. When records are written after the POST (idempotency, the task
     token), the POST keeps a reserve of time for them."""
-    bookkeeping = delivery.idempotency is not None or delivery.request.task_token is not None
+    bookkeeping = any(x is not None for x in (delivery.idempotency, delivery.claims, delivery.request.task_token))
     post_deadline = delivery.deadline.less(BOOKKEEPING_RESERVE_SECONDS) if bookkeeping else delivery.deadline
     try:
-        if delivery.idempotency is None:
-            message = post_then_look_up(delivery, recipient, post_deadline, pacer)
-        else:
+        if delivery.claims is not None:
+            message = send_claimed_once(delivery, delivery.claims, recipient, post_deadline, pacer)
+        elif delivery.idempotency is not None:
             message = send_at_most_once(delivery, delivery.idempotency, recipient, post_deadline, pacer)
+        else:
+            message = post_then_look_up(delivery, recipient, post_deadline, pacer)
     except TwilioRequestRejected as error:
         if error.twilio_code == OPTED_OUT_CODE:
             _suppress_after_rejection(delivery, recipient)
@@ -265,7 +269,7 @@ def send_at_most_once(
     marker, table = marker_for(idempotency.key, recipient), idempotency.table
 
     def attempt() -> dict[str, Any]:
-        earlier = table.note_send_attempt(marker, time.time(), delivery.deadline, idempotency.note_days)  # before POST
+        earlier = table.note_send_attempt(marker, time.time(), delivery.deadline)  # before POST
         if earlier is not None:  # an earlier attempt with this key may have sent it
             found = find_sent_message(delivery, recipient, earlier, post_deadline)
             if found is not None:
@@ -287,6 +291,44 @@ def send_at_most_once(
         idempotency.key, recipient, idempotency.fingerprint, attempt, delivery.deadline
     )
     return result
+
+
+def send_claimed_once(
+    delivery: Delivery, claims: SendClaims, recipient: str, post_deadline: Deadline, pacer: Pacer | None
+) -> dict[str, Any]:
+    """At most one message per claim key and recipient: the claim, the POST, the answer kept."""
+    claim = claims.claim(recipient, delivery.deadline)
+    if claim.answer is not None:
+        logger.info("Idempotent repeat: first answer returned, nothing sent", extra={"to": recipient})
+        return claim.answer
+    if claim.earlier is not None:  # an earlier attempt may have sent it
+        found = find_sent_message(delivery, recipient, claim.earlier, post_deadline)
+        if found is not None:
+            logger.info("An earlier attempt with this key did send the message", extra={"sid": found["sid"]})
+            count("MessagesSent")  # the attempt that sent it never learnt it had
+            claims.keep(recipient, found, delivery.deadline)
+            return found
+    try:
+        message = post_then_look_up(delivery, recipient, post_deadline, pacer)
+    except SendOutcomeUnknown:
+        _let_go(claims, recipient, delivery.deadline, outcome_known=False)
+        raise
+    except TwilioMessagingError:
+        _let_go(claims, recipient, delivery.deadline, outcome_known=True)
+        raise
+    try:
+        claims.keep(recipient, message, delivery.deadline)
+    except TwilioMessagingError as error:  # the claim's hold runs out; a retry looks on Twilio first
+        logger.warning("Message sent but its claim was not updated", extra={"reason": error.message})
+    return message
+
+
+def _let_go(claims: SendClaims, recipient: str, deadline: Deadline, *, outcome_known: bool) -> None:
+    """A claim not let go only holds a retry back until it runs out: never worth failing for."""
+    try:
+        claims.let_go(recipient, deadline, outcome_known=outcome_known)
+    except TwilioMessagingError:
+        logger.warning("Could not let go of a send's claim")
 
 
 def _clear_attempt(table: StateTable, marker: str, deadline: Deadline) -> None:

@@ -123,9 +123,7 @@ class StateTable:
     # at any point (a timeout, a 5xx, the function killed mid-call) leaves the note behind, and
     # a retry with the same key first looks for the message on Twilio.
 
-    def note_send_attempt(
-        self, marker: str, attempted_at: float, deadline: Deadline, keep_days: int | None = None
-    ) -> float | None:
+    def note_send_attempt(self, marker: str, attempted_at: float, deadline: Deadline) -> float | None:
         """Note an attempt; the time of an earlier attempt whose outcome is still unknown, or None."""
         answer = self._call(
             "UpdateItem",
@@ -135,7 +133,7 @@ class StateTable:
                 "UpdateExpression": "SET attempted_at = if_not_exists(attempted_at, :at), expiration = :expiration",
                 "ExpressionAttributeValues": {
                     ":at": {"N": str(int(attempted_at))},
-                    ":expiration": {"N": str(int(time.time()) + (keep_days or WEBHOOK_RECORD_DAYS) * 86400)},
+                    ":expiration": {"N": str(int(time.time()) + WEBHOOK_RECORD_DAYS * 86400)},
                 },
                 "ReturnValues": "ALL_OLD",  # the item before: an earlier attempt_at, if any
             },
