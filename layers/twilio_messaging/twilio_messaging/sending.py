@@ -56,8 +56,8 @@ PACED_RETRY = RetryPolicy(max_rate_limit_retries=8)
 # its clock is not ours, so a message created this long before the attempt still counts.
 CLOCK_SKEW_SECONDS = 10
 LOOKUP_MIN_SECONDS = 2.0  # time a lookup needs; with less left, the outcome stays unknown
-# Kept back from a send's POST for what must follow it: the idempotency record, the note of the
-# attempt cleared, the task token stored.
+# Kept back from a send's POST for what must follow it: the idempotency record (or the claim)
+# completed, the note of the attempt cleared, the task token stored.
 BOOKKEEPING_RESERVE_SECONDS = 1.0
 # Errors that concern the whole request, not one recipient: a batch fails with them as a whole.
 WHOLE_REQUEST_ERRORS = (IdempotencyInProgress, IdempotencyKeyReused, AwsServiceUnavailable, ConfigurationError)
