@@ -43,13 +43,16 @@ def test_every_plan_keeps_the_limit_the_rate_and_lambdas_time(recipients: int, l
         assert plan.spacing == 0
         seconds = plan.batch_size * SECONDS_PER_SEND / plan.per_batch
     assert seconds <= BATCH_TARGET_SECONDS * 2  # far from 900 s, even at one second a send
+    waves = math.ceil(plan.batches / plan.lanes) if plan.batches else 0
+    assert waves == 0 or waves * plan.lanes * plan.batch_size - recipients < waves * plan.lanes  # finish together
 
 
 @pytest.mark.parametrize(
     ("recipients", "limit", "rate", "expected"),
     [
         (2000, 10, None, (200, 10, 10, 1, 0.0)),  # every lane busy, one send each
-        (100_000, 10, None, (300, 334, 10, 1, 0.0)),  # 300 sends of at most a second: 5 minutes
+        (10_000, 10, None, (250, 40, 10, 1, 0.0)),  # 4 whole waves, not 3 and 4 batches of 300
+        (100_000, 10, None, (295, 339, 10, 1, 0.0)),  # ~300 sends of at most a second: 5 minutes
         (100_000, 100, 1.0, (30, 3334, 10, 10, 10.0)),  # a US long code: 1/s, 1 a window per lane
         (5, 10, None, (1, 5, 5, 2, 0.0)),
         (1000, 4, 0.25, (30, 34, 2, 2, 10.0)),  # 2.5 sends a window: 2 lanes of 1

@@ -11,6 +11,8 @@ sends each has in flight, how far apart each batch starts its sends, and how big
 - Size: a batch is meant to last about BATCH_TARGET_SECONDS at the pace it is allowed (its rate,
   else per_batch sends per SECONDS_PER_SEND), far from Lambda's 15 minutes; a batch that runs
   out of time anyway stops starting sends and the state machine invokes it again for the rest.
+  When the batches are more than the lanes, they are made as many as whole waves of lanes, of
+  equal size, so that the lanes finish together.
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ def plan_campaign(recipients: int, concurrency_limit: int, max_sends_per_second:
     size_for_time = max(1, math.floor(pace * BATCH_TARGET_SECONDS))
     batch_size = max(1, min(MAX_BATCH_SIZE, size_for_time, math.ceil(max(recipients, 1) / most_lanes)))
     batches = math.ceil(recipients / batch_size) if recipients else 0
+    if batches > most_lanes:
+        # Whole waves of equal batches: a last wave of a few would leave the other lanes idle
+        # while it runs (34 batches of 300 on 10 lanes: 15 % of the time). Batches only shrink.
+        batch_size = math.ceil(recipients / (math.ceil(batches / most_lanes) * most_lanes))
+        batches = math.ceil(recipients / batch_size)
     lanes = max(1, min(most_lanes, batches))
     per_batch = max(1, concurrency_limit // lanes)
     spacing = 0.0
