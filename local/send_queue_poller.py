@@ -179,46 +179,14 @@ def run(events: int, limit: int, latency_ms: float, timeout: float) -> dict[str,
 
     config = SimulatorConfig(concurrency_limit=limit, api_latency_seconds=latency_ms / 1000, throughput=1000.0)
     simulator = Simulator(config)
-    base_url = simulator.start(preload=True)
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="emulation",
-        AWS_SECRET_ACCESS_KEY="emulation",
-        AWS_DEFAULT_REGION=REGION,
-        AWS_REGION=REGION,
-        TWILIO_SECRET_ID=SECRET_NAME,
-        TWILIO_API_BASE_URL=base_url,
-        TWILIO_CONCURRENCY_LIMIT=str(limit),
-        STATE_TABLE_NAME=TABLE,
-        DEFAULT_FROM="+15005550006",
-        POWERTOOLS_SERVICE_NAME="twilio-messaging-emulation",
-        POWERTOOLS_LOG_LEVEL="ERROR",
-        POWERTOOLS_METRICS_DISABLED="true",
-        POWERTOOLS_TRACE_DISABLED="true",
-    )
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "PUBLIC_BASE_URL", "PUBLIC_BASE_URL_PARAMETER"):
-        os.environ.pop(name, None)
+    set_environment(simulator.start(preload=True), limit)
     try:
         with mock_aws():
             urls = create_aws({"accountSid": DEFAULT_ACCOUNT_SID, "authToken": DEFAULT_AUTH_TOKEN})
             os.environ.update(SEND_QUEUE_URL=urls["send-queue"], SEND_DEAD_LETTER_QUEUE_URL=urls["send-dead-letters"])
             handler = load_handler()
             recipients = put_events(urls["send-queue"], events)
-            outcome = {"invocations": 0, "item_failures": 0}
-            stop = threading.Event()
-            pollers = [
-                threading.Thread(target=poll, args=(handler, urls, stop, outcome), name=f"poller-{i}", daemon=True)
-                for i in range(MAXIMUM_CONCURRENCY)
-            ]
-            started = time.monotonic()
-            for poller in pollers:
-                poller.start()
-            waiting = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
-            while time.monotonic() - started < timeout and queue_count(urls["send-queue"], *waiting):
-                time.sleep(0.2)
-            stop.set()
-            for poller in pollers:
-                poller.join(60)
-            elapsed = time.monotonic() - started
+            outcome = drain(handler, urls, timeout)
             requeued = queue_count(urls["send-queue"], "ApproximateNumberOfMessagesDelayed")
             dead_lettered = queue_count(urls["send-dead-letters"], "ApproximateNumberOfMessages")
         counters = simulator.state.counters
@@ -233,12 +201,52 @@ def run(events: int, limit: int, latency_ms: float, timeout: float) -> dict[str,
             "rate_limited": counters.rate_limited,
             "requeued": requeued,
             "dead_lettered": dead_lettered,
-            "invocations": outcome["invocations"],
-            "item_failures": outcome["item_failures"],
-            "seconds": round(elapsed, 1),
+            **outcome,
         }
     finally:
         simulator.stop()
+
+
+def set_environment(twilio_url: str, limit: int) -> None:
+    """The send function's environment, as the template gives it, against the simulator."""
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="emulation",
+        AWS_SECRET_ACCESS_KEY="emulation",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_REGION=REGION,
+        TWILIO_SECRET_ID=SECRET_NAME,
+        TWILIO_API_BASE_URL=twilio_url,
+        TWILIO_CONCURRENCY_LIMIT=str(limit),
+        STATE_TABLE_NAME=TABLE,
+        DEFAULT_FROM="+15005550006",
+        POWERTOOLS_SERVICE_NAME="twilio-messaging-emulation",
+        POWERTOOLS_LOG_LEVEL="ERROR",
+        POWERTOOLS_METRICS_DISABLED="true",
+        POWERTOOLS_TRACE_DISABLED="true",
+    )
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "PUBLIC_BASE_URL", "PUBLIC_BASE_URL_PARAMETER"):
+        os.environ.pop(name, None)
+
+
+def drain(handler: ModuleType, urls: dict[str, str], timeout: float) -> dict[str, Any]:
+    """MAXIMUM_CONCURRENCY pollers until the queue holds nothing visible or in flight (delayed
+    copies stay): invocations, item failures and the seconds it took."""
+    outcome = {"invocations": 0, "item_failures": 0}
+    stop = threading.Event()
+    pollers = [
+        threading.Thread(target=poll, args=(handler, urls, stop, outcome), name=f"poller-{i}", daemon=True)
+        for i in range(MAXIMUM_CONCURRENCY)
+    ]
+    started = time.monotonic()
+    for poller in pollers:
+        poller.start()
+    waiting = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
+    while time.monotonic() - started < timeout and queue_count(urls["send-queue"], *waiting):
+        time.sleep(0.2)
+    stop.set()
+    for poller in pollers:
+        poller.join(60)
+    return {**outcome, "seconds": round(time.monotonic() - started, 1)}
 
 
 def main() -> int:

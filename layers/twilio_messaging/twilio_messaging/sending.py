@@ -302,7 +302,11 @@ def send_claimed_once(
         logger.info("Idempotent repeat: first answer returned, nothing sent", extra={"to": recipient})
         return claim.answer
     if claim.earlier is not None:  # an earlier attempt may have sent it
-        found = find_sent_message(delivery, recipient, claim.earlier, post_deadline)
+        try:
+            found = find_sent_message(delivery, recipient, claim.earlier, post_deadline)
+        except TwilioMessagingError:
+            _let_go(claims, recipient, delivery.deadline, outcome_known=False)  # still unknown
+            raise
         if found is not None:
             logger.info("An earlier attempt with this key did send the message", extra={"sid": found["sid"]})
             count("MessagesSent")  # the attempt that sent it never learnt it had
