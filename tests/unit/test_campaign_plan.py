@@ -7,6 +7,7 @@ import itertools
 import math
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -22,6 +23,14 @@ from twilio_messaging.campaign_plan import (
 )
 from twilio_messaging.deadline import Deadline
 from twilio_messaging.errors import TwilioUnavailable
+
+
+def run_at_once(send: Callable[[], None], times: int) -> None:
+    threads = [threading.Thread(target=send) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 @settings(max_examples=300, deadline=None)
@@ -72,11 +81,7 @@ def test_the_pacer_starts_sends_spacing_apart_and_waits_out_the_last() -> None:
         with pacer.slot(Deadline.after(5)), lock:
             starts.append(time.monotonic())
 
-    threads = [threading.Thread(target=send) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(send, 6)
     pacer.wait_out_spacing()
     ended = time.monotonic()
     starts.sort()
@@ -99,11 +104,7 @@ def test_a_send_that_waited_for_a_place_in_flight_still_starts_spacing_after_the
                 duration = next(durations)
             time.sleep(duration)
 
-    threads = [threading.Thread(target=send) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(send, 6)
     starts.sort()
     assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.05
 

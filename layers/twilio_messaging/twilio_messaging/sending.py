@@ -270,13 +270,9 @@ def send_at_most_once(
 
     def attempt() -> dict[str, Any]:
         earlier = table.note_send_attempt(marker, time.time(), delivery.deadline)  # before POST
-        if earlier is not None:  # an earlier attempt with this key may have sent it
-            found = find_sent_message(delivery, recipient, earlier, post_deadline)
-            if found is not None:
-                logger.info("An earlier attempt with this key did send the message", extra={"sid": found["sid"]})
-                count("MessagesSent")  # the attempt that sent it never learnt it had
-                _clear_attempt(table, marker, delivery.deadline)
-                return found
+        if earlier is not None and (found := sent_by_earlier_attempt(delivery, recipient, earlier, post_deadline)):
+            _clear_attempt(table, marker, delivery.deadline)
+            return found
         try:
             message = post_then_look_up(delivery, recipient, post_deadline, pacer)
         except SendOutcomeUnknown:
@@ -301,15 +297,13 @@ def send_claimed_once(
     if claim.answer is not None:
         logger.info("Idempotent repeat: first answer returned, nothing sent", extra={"to": recipient})
         return claim.answer
-    if claim.earlier is not None:  # an earlier attempt may have sent it
+    if claim.earlier is not None:
         try:
-            found = find_sent_message(delivery, recipient, claim.earlier, post_deadline)
+            found = sent_by_earlier_attempt(delivery, recipient, claim.earlier, post_deadline)
         except TwilioMessagingError:
             _let_go(claims, recipient, delivery.deadline, outcome_known=False)  # still unknown
             raise
         if found is not None:
-            logger.info("An earlier attempt with this key did send the message", extra={"sid": found["sid"]})
-            count("MessagesSent")  # the attempt that sent it never learnt it had
             claims.keep(recipient, found, delivery.deadline)
             return found
     try:
@@ -333,6 +327,17 @@ def _let_go(claims: SendClaims, recipient: str, deadline: Deadline, *, outcome_k
         claims.let_go(recipient, deadline, outcome_known=outcome_known)
     except TwilioMessagingError:
         logger.warning("Could not let go of a send's claim")
+
+
+def sent_by_earlier_attempt(
+    delivery: Delivery, recipient: str, earlier: float, deadline: Deadline
+) -> dict[str, Any] | None:
+    """The message an earlier attempt with the key sent without learning it had, if Twilio lists it."""
+    found = find_sent_message(delivery, recipient, earlier, deadline)
+    if found is not None:
+        logger.info("An earlier attempt with this key did send the message", extra={"sid": found["sid"]})
+        count("MessagesSent")  # the attempt that sent it never counted it
+    return found
 
 
 def _clear_attempt(table: StateTable, marker: str, deadline: Deadline) -> None:
